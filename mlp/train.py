@@ -1,0 +1,131 @@
+"""Train the neural probabilistic language model of Bengio et al. 2003 on characters.
+
+    cd mlp && python train.py                          # Tiny Shakespeare, the defaults below
+    cd mlp && python train.py --epochs 20000 --lr 1e-3 --direct --data my.txt
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+
+import torch
+
+from mlp.generate import generate, padding_id
+from mlp.model import MLPConfig, NPLM
+from utils.batching import random_blocks, sliding_windows
+from utils.checkpoint import default_path, save_checkpoint
+from utils.data import char_lm_data
+from utils.errors import UserError, run_main
+from utils.metrics import mean_loss
+from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
+                            pick_device, positive_int, print_config, resume_from, scheduled_lr, set_lr,
+                            set_seed, summary_line)
+
+MODEL_TYPE = "mlp"
+
+
+def parse_args(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, epochs=30000, lr=3e-3, batch_size=256, eval_every=2000, folder="mlp",
+                    schedule="cosine")
+    d = MLPConfig()
+    m = parser.add_argument_group("model (Bengio et al. 2003, §2)")
+    m.add_argument("--context", type=positive_int, default=d.context,
+                   help=f"n-1, how many previous characters the model sees (default: {d.context})")
+    m.add_argument("--n-embd", type=positive_int, default=d.n_embd,
+                   help=f"m, features per character in C (default: {d.n_embd})")
+    m.add_argument("--n-hidden", type=positive_int, default=d.n_hidden,
+                   help=f"h, hidden tanh units (default: {d.n_hidden})")
+    m.add_argument("--direct", action=argparse.BooleanOptionalAction, default=d.direct,
+                   help="direct connections W from the features to the output (default: off)")
+    m.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=d.batchnorm,
+                   help="batch-normalise the hidden pre-activation; not in the paper (default: off)")
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="decoupled weight decay of AdamW (default: 0; the paper used 1e-4 with SGD)")
+    return parser.parse_args(argv)
+
+
+def evaluate(model, data, device):
+    """Mean loss over every position of `data` that has a full window before it."""
+    windows = sliding_windows(data, model.config.context, batch_size=8192)
+    return mean_loss(model, ((x.to(device), y.to(device)) for x, y in windows))
+
+
+def sample(model, tokenizer, length=200):
+    ids = generate(model, tokenizer.encode("\n"), length, padding_id(tokenizer), temperature=0.8)
+    model.train()
+    return tokenizer.decode(ids)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_seed(args.seed)
+    device = pick_device(args.device)
+    tokenizer, train_data, val_data = char_lm_data(args.data)
+    config = MLPConfig(vocab_size=tokenizer.vocab_size, context=args.context, n_embd=args.n_embd,
+                       n_hidden=args.n_hidden, direct=args.direct, batchnorm=args.batchnorm)
+    if len(train_data) <= config.context + 1 or len(val_data) <= config.context:
+        raise UserError(f"corpus too short for a context of {config.context} characters")
+    print_config(args, config)
+
+    model = NPLM(config).to(device)
+    # DEVIATION: Adam(W) instead of the paper's plain SGD with a decreasing learning rate (§4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    path = Path(args.checkpoint) if args.checkpoint else default_path("mlp")
+    start, best_val = 0, float("inf")
+    if args.resume:
+        ckpt = resume_from(path, MODEL_TYPE, config)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start, best_val = ckpt["step"], ckpt["best_val_loss"]
+        if start >= args.epochs:
+            raise UserError(f"{path} is already at step {start}; ask for more with --epochs")
+        print(f"resuming from step {start} of {path}")
+    print(f"parameters: {count_parameters(model):,}")
+
+    def save(step, val_loss):
+        save_checkpoint(path, model_type=MODEL_TYPE, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
+                        step=step, best_val_loss=min(best_val, val_loss))
+
+    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume)
+    step = start
+    try:
+        while step < args.epochs:
+            # set the learning rate
+            lr = scheduled_lr(args.schedule, step, args.epochs, args.lr)
+            set_lr(optimizer, lr)
+            # a batch: B random windows of n-1 characters and the character that follows each
+            x, y = random_blocks(train_data, args.batch_size, config.context)
+            x, y = x.to(device), y[:, -1].to(device)                # (B, n-1), (B,)
+            # forward, backward, clip, step
+            _, loss = model(x, y)
+            loss.backward()
+            grad_norm = clip_gradients(model.parameters(), args.clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            # evaluate on the whole validation split every N steps and at the end; save
+            val_loss = None
+            if step % args.eval_every == 0 or step == args.epochs:
+                val_loss = evaluate(model, val_data, device)
+                log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | lr {lr:.1e}")
+                save(step, val_loss)
+                best_val = min(best_val, val_loss)
+            if args.sample_every and step % args.sample_every == 0:
+                log.print(sample(model, tokenizer))
+            log.step(step, loss.item(), lr, grad_norm, tokens=len(y), val_loss=val_loss)
+    except KeyboardInterrupt:
+        log.print(f"interrupted at step {step}: saving {path}")
+        val_loss = evaluate(model, val_data, device)
+        save(step, val_loss)
+    log.close()
+    print(sample(model, tokenizer))
+    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
+    print(f"checkpoint: {path}")
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,34 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# a tiny corpus: enough distinct characters to be interesting, small enough to train in a second
+TINY_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
+             "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 20
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path):
+    path = tmp_path / "tiny.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    return path
+
+
+def run_script(folder, script, *args, timeout=120):
+    """Run <folder>/<script> as a user would (from inside the folder); returns CompletedProcess."""
+    return subprocess.run([sys.executable, script, *map(str, args)], cwd=ROOT / folder,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result):
+    """Bad input: non-zero exit, no traceback, one `error: ...` line on stderr."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]

@@ -1,0 +1,42 @@
+"""Batches from a 1-D tensor of token ids.
+
+Window and attention models train on random blocks; recurrent models read the corpus as
+B parallel streams, chunk after chunk, so that row i of chunk k+1 continues row i of chunk k.
+"""
+import torch
+
+
+def random_blocks(data, batch_size, block_size, generator=None):
+    """B random windows of T tokens and, for each position, the token that follows it.
+    x, y: (B, T) with y[:, t] = data[start + t + 1]."""
+    starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+    offsets = torch.arange(block_size)
+    x = data[starts[:, None] + offsets]                         # (B, T)
+    y = data[starts[:, None] + offsets + 1]                     # (B, T)
+    return x, y
+
+
+def sliding_windows(data, context, batch_size):
+    """Every position t >= context exactly once, in order: x = data[t-context:t], y = data[t].
+    Yields x (B, context), y (B,); the last batch may be smaller. For scoring a whole split."""
+    targets = torch.arange(context, len(data))
+    offsets = torch.arange(-context, 0)
+    for i in range(0, len(targets), batch_size):
+        t = targets[i:i + batch_size]
+        yield data[t[:, None] + offsets], data[t]
+
+
+def stream_batches(data, batch_size, bptt):
+    """One pass over the corpus as `batch_size` contiguous streams, in chunks of `bptt` steps.
+
+    The corpus is cut into B equal streams (the last len % B tokens are dropped); chunk k holds
+    steps [k*bptt, (k+1)*bptt) of every stream, so a hidden state carried from chunk k continues
+    the same text in chunk k+1. Yields x, y: (B, T) with y the next token; the last chunk may be
+    shorter. When the generator is exhausted the streams wrap around: reset the state then."""
+    n = (len(data) - 1) // batch_size
+    if n < 1:
+        raise ValueError(f"{len(data)} tokens cannot make {batch_size} streams")
+    xs = data[:n * batch_size].view(batch_size, n)              # (B, N)
+    ys = data[1:n * batch_size + 1].view(batch_size, n)         # (B, N), row i shifted by one
+    for start in range(0, n, bptt):
+        yield xs[:, start:start + bptt], ys[:, start:start + bptt]

@@ -1,0 +1,49 @@
+"""Choosing the next token from logits: argmax, temperature, top-k, top-p (nucleus)."""
+import torch
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, greedy=False, generator=None):
+    """logits: (B, V) -> next ids (B,).
+
+    greedy: argmax. Otherwise sample from softmax(logits / temperature) after keeping only the
+    top_k most likely tokens and/or the smallest set whose probability reaches top_p."""
+    if greedy:
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]   # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)           # (B, V)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # drop a token when the tokens ranked above it already reach top_p (the first always stays)
+        drop = probs.cumsum(-1) - probs >= top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def add_sampling_args(parser, length=500):
+    """The flags every generate.py shares."""
+    from utils.training import fraction, positive_float, positive_int
+    g = parser.add_argument_group("sampling")
+    g.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    g.add_argument("--length", type=positive_int, default=length,
+                   help=f"tokens to generate (default: {length})")
+    g.add_argument("--temperature", type=positive_float, default=1.0,
+                   help="divide logits by this before sampling (default: 1.0)")
+    g.add_argument("--top-k", type=positive_int, default=None,
+                   help="sample only among the k most likely tokens (default: off)")
+    g.add_argument("--top-p", type=fraction, default=None,
+                   help="sample only among the smallest set of tokens whose probability reaches p (default: off)")
+    g.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    g.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: random)")
+    g.add_argument("--num-samples", type=positive_int, default=1, help="how many samples (default: 1)")
+    g.add_argument("--checkpoint", default=None, help="checkpoint to load (default: the folder's checkpoints/<folder>/model.pt)")
+    return parser
+
+
+def sampling_kwargs(args):
+    """The keyword arguments of sample_next taken from parsed sampling flags."""
+    return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)

@@ -1,0 +1,220 @@
+"""Training plumbing that no paper specifies: flags, seed, device, clipping, schedules, the
+progress bar, the CSV log, resuming, and the closing summary line.
+
+The loop itself stays in each paper's train.py, where the reader can see it."""
+import argparse
+import csv
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from utils.checkpoint import load_checkpoint
+from utils.errors import UserError
+from utils.metrics import bits_per_token, perplexity
+
+
+# ---------------------------------------------------------------- command line
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (no usage dump) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def positive_int(s):
+    v = int(s)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
+    return v
+
+
+def positive_float(s):
+    v = float(s)
+    if not v > 0 or not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {s}")
+    return v
+
+
+def fraction(s):
+    v = float(s)
+    if not 0.0 < v <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {s}")
+    return v
+
+
+def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, schedule="constant"):
+    """The flags every train.py shares, grouped; each paper adds its own model flags."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default="tinyshakespeare",
+                      help="corpus name or path to a UTF-8 text file (default: tinyshakespeare, "
+                           "downloaded into data/ on first use)")
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--epochs", type=positive_int, default=epochs,
+                     help=f"number of optimizer steps (default: {epochs})")
+    opt.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default: {lr})")
+    opt.add_argument("--batch-size", type=positive_int, default=batch_size,
+                     help=f"sequences per step (default: {batch_size})")
+    opt.add_argument("--schedule", choices=["constant", "cosine"], default=schedule,
+                     help=f"learning-rate schedule (default: {schedule})")
+    opt.add_argument("--clip", type=positive_float, default=None,
+                     help="clip gradients to this global norm (default: off)")
+    opt.add_argument("--seed", type=int, default=1337, help="random seed (default: 1337)")
+    opt.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                     help="where to train (default: auto = cuda, then mps, then cpu)")
+    log = parser.add_argument_group("logging and checkpoints")
+    log.add_argument("--eval-every", type=positive_int, default=eval_every,
+                     help=f"validate on the whole validation split every N steps (default: {eval_every})")
+    log.add_argument("--sample-every", type=int, default=0,
+                     help="print a short sample every N steps (default: 0 = only at the end)")
+    log.add_argument("--checkpoint", default=None,
+                     help=f"checkpoint path (default: checkpoints/{folder}/model.pt)")
+    log.add_argument("--resume", action="store_true", help="continue training from --checkpoint")
+    return parser
+
+
+def print_config(args, config):
+    print("config: " + " ".join(f"{k}={v}" for k, v in vars(config).items()))
+    print("run:    " + " ".join(f"{k}={v}" for k, v in vars(args).items()))
+
+
+# ---------------------------------------------------------------- seed and device
+
+def set_seed(seed):
+    """Same seed, same numbers on the CPU."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name="auto"):
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device here (try --device cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("--device mps: no MPS device here (try --device cpu)")
+    return torch.device(name)
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- gradients and schedules
+
+def clip_gradients(parameters, max_norm=None, mode="norm"):
+    """Clip in place and return the global gradient norm measured *before* clipping.
+    mode "norm": rescale all gradients together so their global L2 norm is at most max_norm;
+    mode "value": clamp each gradient element to [-max_norm, max_norm]."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if max_norm is not None:
+        if mode == "norm":
+            scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+            for g in grads:
+                g.mul_(scale)
+        elif mode == "value":
+            for g in grads:
+                g.clamp_(-max_norm, max_norm)
+        else:
+            raise ValueError(f"unknown clip mode {mode!r}")
+    return norm.item()
+
+
+def cosine_lr(step, total_steps, lr, warmup=0, min_lr_ratio=0.1):
+    """Linear warm-up over `warmup` steps, then cosine decay from lr to lr * min_lr_ratio."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+    return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def scheduled_lr(schedule, step, total_steps, lr):
+    """The learning rate of the common --schedule flag at this step."""
+    return lr if schedule == "constant" else cosine_lr(step, total_steps, lr)
+
+
+def set_lr(optimizer, lr):
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+# ---------------------------------------------------------------- resume
+
+def resume_from(path, model_type, config):
+    """The checkpoint to continue from; a UserError if its model config differs from `config`."""
+    ckpt = load_checkpoint(path, model_type)
+    wanted = vars(config)
+    diffs = [f"{k}={ckpt['config'].get(k)} (asked {v})" for k, v in wanted.items() if ckpt["config"].get(k) != v]
+    if diffs:
+        raise UserError(f"cannot resume {path}: it was trained with " + ", ".join(diffs))
+    return ckpt
+
+
+# ---------------------------------------------------------------- progress, log, summary
+
+class TrainLog:
+    """A tqdm bar over the steps and a CSV file beside the checkpoint
+    (step, train_loss, val_loss, lr, grad_norm, tokens_per_s); appends when resuming."""
+
+    FIELDS = ["step", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s"]
+
+    def __init__(self, csv_path, start_step, total_steps, resume=False):
+        csv_path = Path(csv_path)
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not (resume and csv_path.exists())
+        self.file = open(csv_path, "w" if fresh else "a", newline="")
+        self.writer = csv.writer(self.file)
+        if fresh:
+            self.writer.writerow(self.FIELDS)
+        self.bar = tqdm(total=total_steps, initial=start_step, desc="training", unit="step",
+                        dynamic_ncols=True, file=sys.stderr)
+        self.start_time = time.time()
+        self.last_time = self.start_time
+        self.tokens = 0
+        self.window_tokens = 0
+
+    def step(self, step, loss, lr, grad_norm, tokens, val_loss=None, log_every=10):
+        """Record one optimizer step; writes a CSV row every `log_every` steps and at validation."""
+        self.tokens += tokens
+        self.window_tokens += tokens
+        self.bar.update(1)
+        if step % log_every == 0 or val_loss is not None:
+            now = time.time()
+            tok_s = self.window_tokens / max(now - self.last_time, 1e-9)
+            self.last_time, self.window_tokens = now, 0
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}", tok_s=f"{tok_s / 1e3:.0f}k")
+            self.writer.writerow([step, f"{loss:.5f}", "" if val_loss is None else f"{val_loss:.5f}",
+                                  f"{lr:.3e}", f"{grad_norm:.4f}", f"{tok_s:.0f}"])
+            self.file.flush()
+
+    def print(self, message):
+        self.bar.write(message)
+
+    def close(self):
+        self.bar.close()
+        self.file.close()
+
+    @property
+    def wall(self):
+        return time.time() - self.start_time
+
+    @property
+    def tokens_per_s(self):
+        return self.tokens / max(self.wall, 1e-9)
+
+
+def summary_line(val_loss, parameters, tokens_per_s, wall_s):
+    """The one line every train.py prints at the end."""
+    return (f"summary: val loss {val_loss:.4f} nats | bpc {bits_per_token(val_loss):.3f} | "
+            f"ppl {perplexity(val_loss):.2f} | params {parameters:,} | "
+            f"{tokens_per_s / 1e3:.1f}k tok/s | wall {wall_s:.0f}s")
