@@ -10,10 +10,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 
 from mlp.model import MLPConfig, NPLM
-from utils.checkpoint import default_path, load_checkpoint, load_weights
+from utils.checkpoint import default_path, load_model
 from utils.errors import UserError, run_main
-from utils.sampling import add_sampling_args, sample_next, sampling_kwargs
-from utils.tokenizers import tokenizer_from_dict
+from utils.sampling import add_sampling_args, print_samples, sample_next, sampling_kwargs
 from utils.training import ArgumentParser
 
 
@@ -25,7 +24,7 @@ def generate(model, prompt_ids, length, pad_id, generator=None, **sampling):
     n = model.config.context
     ids = [pad_id] * max(0, n - len(prompt_ids)) + list(prompt_ids)
     for _ in range(length):
-        window = torch.tensor([ids[-n:]])                               # (1, n-1)
+        window = torch.tensor([ids[-n:]], device=model.C.device)         # (1, n-1)
         logits, _ = model(window)                                       # (1, |V|)
         ids.append(sample_next(logits, generator=generator, **sampling).item())
     return ids[max(0, n - len(prompt_ids)):]
@@ -43,18 +42,10 @@ def main(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     args = add_sampling_args(parser).parse_args(argv)
     path = args.checkpoint or default_path("mlp")
-    ckpt = load_checkpoint(path, "mlp")
-    tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
-    model = load_weights(NPLM(MLPConfig(**ckpt["config"])), ckpt, path)
-    if not args.prompt:
-        raise UserError("--prompt is empty: give at least one character to continue")
-    prompt_ids = tokenizer.encode(args.prompt)
-    generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
-    for i in range(args.num_samples):
-        if i:
-            print("\n" + "-" * 40)
-        ids = generate(model, prompt_ids, args.length, padding_id(tokenizer), generator, **sampling_kwargs(args))
-        print(tokenizer.decode(ids))
+    model, tokenizer = load_model(path, "mlp", lambda config: NPLM(MLPConfig(**config)))
+    pad_id = padding_id(tokenizer)
+    print_samples(args, tokenizer, lambda prompt_ids, generator: generate(
+        model, prompt_ids, args.length, pad_id, generator, **sampling_kwargs(args)))
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ from utils.init import uniform_, xavier_uniform_
 @dataclass
 class MLPConfig:
     vocab_size: int = 65
-    context: int = 16            # n - 1 (the paper's best Brown model used n = 5 words)
-    n_embd: int = 16             # m (the paper: 30 to 100 features per word)
-    n_hidden: int = 512          # h (the paper: 50 to 100 hidden units)
+    context: int = 5             # n - 1 (the paper's best Brown model used n = 5 words)
+    n_embd: int = 24             # m (the paper: 30 to 100 features per word)
+    n_hidden: int = 768          # h (the paper: 50 to 100 hidden units)
     direct: bool = False         # the direct connections W of §2 (the paper tries both)
     batchnorm: bool = False      # DEVIATION: batch normalisation of d + Hx, not in the paper
 
@@ -76,6 +76,7 @@ class NPLM(nn.Module):
         Returns logits y (B, |V|) and the mean cross-entropy (nats) when targets are given."""
         B = idx.shape[0]
         # x = (C(w_{t-1}), C(w_{t-2}), ..., C(w_{t-n+1}))                  (§2)
+        # (we concatenate oldest first; the order of the blocks only permutes the rows of H)
         x = self.C[idx].view(B, -1)                                     # (B, (n-1) m)
         # the hidden layer: tanh(d + H x)                                 (§2)
         a = self.d + x @ self.H                                         # (B, h)

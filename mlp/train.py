@@ -20,7 +20,7 @@ from utils.data import char_lm_data
 from utils.errors import UserError, run_main
 from utils.metrics import mean_loss
 from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
-                            pick_device, positive_int, print_config, resume_from, scheduled_lr, set_lr,
+                            pick_device, positive_int, print_config, resume_training, scheduled_lr, set_lr,
                             set_seed, summary_line)
 
 MODEL_TYPE = "mlp"
@@ -28,7 +28,7 @@ MODEL_TYPE = "mlp"
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(parser, epochs=30000, lr=3e-3, batch_size=256, eval_every=2000, folder="mlp",
+    add_common_args(parser, epochs=20000, lr=3e-3, batch_size=256, eval_every=2000, folder="mlp",
                     schedule="cosine")
     d = MLPConfig()
     m = parser.add_argument_group("model (Bengio et al. 2003, §2)")
@@ -76,13 +76,7 @@ def main(argv=None):
     path = Path(args.checkpoint) if args.checkpoint else default_path("mlp")
     start, best_val = 0, float("inf")
     if args.resume:
-        ckpt = resume_from(path, MODEL_TYPE, config)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start, best_val = ckpt["step"], ckpt["best_val_loss"]
-        if start >= args.epochs:
-            raise UserError(f"{path} is already at step {start}; ask for more with --epochs")
-        print(f"resuming from step {start} of {path}")
+        start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs)
     print(f"parameters: {count_parameters(model):,}")
 
     def save(step, val_loss):

@@ -1,5 +1,7 @@
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,3 +34,18 @@ def assert_one_line_error(result):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0]
+
+
+def interrupt_training(folder, tmp_path, *args):
+    """Start <folder>/train.py with a huge --epochs, press Ctrl-C once it is training, and return
+    (exit status, stdout, stderr). The checkpoint goes to tmp_path / "model.pt"."""
+    proc = subprocess.Popen([sys.executable, "train.py", "--epochs", "10000000", "--eval-every", "1000000",
+                             "--checkpoint", str(tmp_path / "model.pt"), *map(str, args)],
+                            cwd=ROOT / folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (tmp_path / "log.csv").exists() and time.time() < deadline:   # the loop has started
+        time.sleep(0.1)
+    time.sleep(1.0)                                                            # let it take some steps
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err

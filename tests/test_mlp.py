@@ -1,15 +1,10 @@
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import ROOT, assert_one_line_error, run_script
+from conftest import ROOT, assert_one_line_error, interrupt_training, run_script
 from mlp.model import BatchNorm, MLPConfig, NPLM
 from utils.checkpoint import load_checkpoint, save_checkpoint
 
@@ -145,20 +140,10 @@ def test_bad_training_input_is_one_line(tmp_path):
 
 
 def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_cleanly(tiny_corpus, tmp_path):
-    ckpt = tmp_path / "model.pt"
-    proc = subprocess.Popen([sys.executable, "train.py", "--data", str(tiny_corpus), "--epochs", "10000000",
-                             "--eval-every", "1000000", "--checkpoint", str(ckpt), *map(str, TINY)],
-                            cwd=ROOT / "mlp", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (tmp_path / "log.csv").exists() and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)                                   # let it take some steps
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    code, out, err = interrupt_training("mlp", tmp_path, "--data", tiny_corpus, *TINY)
+    assert code == 0, err
     assert "Traceback" not in err and "interrupted" in out
-    ckpt_dict = load_checkpoint(ckpt, "mlp")
-    assert ckpt_dict["step"] > 0
+    assert load_checkpoint(tmp_path / "model.pt", "mlp")["step"] > 0
     assert "summary: val loss" in out
 
 

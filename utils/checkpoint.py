@@ -12,6 +12,7 @@ import torch
 
 from utils.data import atomic_write
 from utils.errors import UserError
+from utils.tokenizers import tokenizer_from_dict
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("model_type", "model", "optimizer", "config", "args", "tokenizer", "step", "best_val_loss")
@@ -56,3 +57,9 @@ def load_weights(model, ckpt, path):
         raise UserError(f"{path}: the weights do not match the model config stored with them "
                         f"({str(e).splitlines()[0]})") from None
     return model
+
+
+def load_model(path, model_type, build):
+    """(model, tokenizer) from the checkpoint at path; build(config dict) makes the empty model."""
+    ckpt = load_checkpoint(path, model_type)
+    return load_weights(build(ckpt["config"]), ckpt, path), tokenizer_from_dict(ckpt["tokenizer"])

@@ -1,7 +1,9 @@
-"""Loss conversions and scoring a whole split."""
+"""Loss conversions and scoring a whole split (window models, and recurrent models with carried state)."""
 import math
 
 import torch
+
+from utils.batching import stream_batches
 
 
 def perplexity(loss):
@@ -23,6 +25,24 @@ def mean_loss(model, batches):
     total, count = 0.0, 0
     for x, y in batches:
         _, loss = model(x, y)
+        total += loss.item() * y.numel()
+        count += y.numel()
+    model.train(was_training)
+    return total / count
+
+
+@torch.no_grad()
+def evaluate_recurrent(model, data, batch_size, bptt, device):
+    """Mean cross-entropy (nats) of a recurrent model over the token ids `data`, read as
+    `batch_size` contiguous streams chunk after chunk with the hidden state carried across chunks,
+    as in training (each stream starts from the model's initial state). Every token is scored
+    once, except the last len % batch_size that do not fill a stream.
+    The model follows the recurrent interface: model(x, state, y) -> (logits, loss, state)."""
+    was_training = model.training
+    model.eval()
+    total, count, state = 0.0, 0, None
+    for x, y in stream_batches(data, batch_size, bptt):
+        _, loss, state = model(x.to(device), state, y.to(device))
         total += loss.item() * y.numel()
         count += y.numel()
     model.train(was_training)

@@ -1,6 +1,8 @@
 """Choosing the next token from logits: argmax, temperature, top-k, top-p (nucleus)."""
 import torch
 
+from utils.errors import UserError
+
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, greedy=False, generator=None):
     """logits: (B, V) -> next ids (B,).
@@ -47,3 +49,16 @@ def add_sampling_args(parser, length=500):
 def sampling_kwargs(args):
     """The keyword arguments of sample_next taken from parsed sampling flags."""
     return dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
+
+
+def print_samples(args, tokenizer, continue_ids):
+    """The body every generate.py shares: check the prompt, seed the sampler, and print
+    --num-samples continuations. continue_ids(prompt_ids, generator) -> ids, prompt included."""
+    if not args.prompt:
+        raise UserError("--prompt is empty: give at least one character to continue")
+    prompt_ids = tokenizer.encode(args.prompt)
+    generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
+    for i in range(args.num_samples):
+        if i:
+            print("\n" + "-" * 40)
+        print(tokenizer.decode(continue_ids(prompt_ids, generator)))

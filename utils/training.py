@@ -48,8 +48,11 @@ def fraction(s):
     return v
 
 
-def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, schedule="constant"):
-    """The flags every train.py shares, grouped; each paper adds its own model flags."""
+def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, schedule="constant",
+                    schedules=("constant", "cosine")):
+    """The flags every train.py shares, grouped; each paper adds its own model flags.
+    `schedules` lists the --schedule choices: a paper with its own schedule adds its name and
+    computes that schedule in its train.py (e.g. rnn/'s "mikolov")."""
     data = parser.add_argument_group("data")
     data.add_argument("--data", default="tinyshakespeare",
                       help="corpus name or path to a UTF-8 text file (default: tinyshakespeare, "
@@ -60,7 +63,7 @@ def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, sched
     opt.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default: {lr})")
     opt.add_argument("--batch-size", type=positive_int, default=batch_size,
                      help=f"sequences per step (default: {batch_size})")
-    opt.add_argument("--schedule", choices=["constant", "cosine"], default=schedule,
+    opt.add_argument("--schedule", choices=list(schedules), default=schedule,
                      help=f"learning-rate schedule (default: {schedule})")
     opt.add_argument("--clip", type=positive_float, default=None,
                      help="clip gradients to this global norm (default: off)")
@@ -150,14 +153,27 @@ def set_lr(optimizer, lr):
 
 # ---------------------------------------------------------------- resume
 
-def resume_from(path, model_type, config):
-    """The checkpoint to continue from; a UserError if its model config differs from `config`."""
+def resume_from(path, model_type, config, ignore=()):
+    """The checkpoint to continue from; a UserError if its model config differs from `config`.
+    Fields named in `ignore` may differ (choices of implementation that leave the weights alone)."""
     ckpt = load_checkpoint(path, model_type)
-    wanted = vars(config)
+    wanted = {k: v for k, v in vars(config).items() if k not in ignore}
     diffs = [f"{k}={ckpt['config'].get(k)} (asked {v})" for k, v in wanted.items() if ckpt["config"].get(k) != v]
     if diffs:
         raise UserError(f"cannot resume {path}: it was trained with " + ", ".join(diffs))
     return ckpt
+
+
+def resume_training(path, model_type, config, model, optimizer, epochs, ignore=()):
+    """--resume: load model and optimizer state from the checkpoint at path, in place.
+    Returns (step, best_val_loss) to continue from."""
+    ckpt = resume_from(path, model_type, config, ignore)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt["step"] >= epochs:
+        raise UserError(f"{path} is already at step {ckpt['step']}; ask for more with --epochs")
+    print(f"resuming from step {ckpt['step']} of {path}")
+    return ckpt["step"], ckpt["best_val_loss"]
 
 
 # ---------------------------------------------------------------- progress, log, summary

@@ -1,0 +1,227 @@
+"""Train the recurrent network language model of Mikolov et al. 2010 on characters, with truncated BPTT.
+
+    cd rnn && python train.py                                        # Tiny Shakespeare, the defaults below
+    cd rnn && python train.py --nonlinearity tanh --clip 1.0
+    cd rnn && python train.py --optimizer sgd --lr 0.1 --schedule mikolov   # the paper's recipe (§2)
+    cd rnn && python train.py --eval-only --dynamic                  # static vs dynamic evaluation
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import copy
+import math
+
+import torch
+
+from rnn.generate import generate
+from rnn.model import ElmanRNN, RNNConfig
+from utils.batching import stream_batches
+from utils.checkpoint import default_path, load_checkpoint, load_weights, save_checkpoint
+from utils.data import char_lm_data, load_corpus, split
+from utils.errors import UserError, run_main
+from utils.metrics import bits_per_token, evaluate_recurrent
+from utils.tokenizers import tokenizer_from_dict
+from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
+                            pick_device, positive_float, positive_int, print_config, resume_training,
+                            scheduled_lr, set_lr, set_seed, summary_line)
+
+MODEL_TYPE = "rnn"
+MIN_IMPROVEMENT = 0.003   # the mikolov schedule halves the lr below this relative improvement (§2)
+
+
+def parse_args(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, epochs=6000, lr=2e-3, batch_size=32, eval_every=500, folder="rnn",
+                    schedules=("constant", "cosine", "mikolov"))
+    d = RNNConfig()
+    m = parser.add_argument_group("model (Mikolov et al. 2010, §2)")
+    m.add_argument("--n-hidden", type=positive_int, default=d.n_hidden,
+                   help=f"H, hidden units in s(t) (default: {d.n_hidden})")
+    m.add_argument("--nonlinearity", choices=["sigmoid", "tanh"], default=d.nonlinearity,
+                   help=f"f in s(t) = f(U w(t) + W s(t-1)); the paper's is sigmoid, Eq. 4 (default: {d.nonlinearity})")
+    m.add_argument("--backward", choices=["manual", "autograd"], default=d.backward,
+                   help="BPTT written out (rnn/model.py ElmanBPTT) or left to autograd; same numbers "
+                        f"(default: {d.backward})")
+    t = parser.add_argument_group("truncated BPTT and the paper's training (§2)")
+    t.add_argument("--bptt", type=positive_int, default=100,
+                   help="T, steps per chunk: gradients flow back this far and no further (default: 100)")
+    t.add_argument("--clip-mode", choices=["norm", "value"], default="norm",
+                   help="--clip bounds the global gradient norm, or each gradient element as the "
+                        "rnnlm toolkit did (default: norm)")
+    t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                   help="adam, or the paper's plain SGD (there with --lr 0.1 --schedule mikolov) (default: adam)")
+    e = parser.add_argument_group("evaluation")
+    e.add_argument("--eval-only", action="store_true",
+                   help="do not train: score the validation split with the model in --checkpoint")
+    e.add_argument("--dynamic", action="store_true",
+                   help="with --eval-only, also the dynamic model of §2: keep learning while reading the text")
+    e.add_argument("--dynamic-lr", type=positive_float, default=0.1,
+                   help="SGD learning rate of dynamic evaluation, on each chunk's mean loss (default: 0.1)")
+    return parser.parse_args(argv)
+
+
+def train_chunks(data, batch_size, bptt, start_step=0):
+    """The chunks of the B training streams, pass after pass, as (x, y, first_of_a_pass).
+    Resuming at step k continues with the chunk that step k would have read."""
+    per_pass = math.ceil(((len(data) - 1) // batch_size) / bptt)
+    skip = start_step % per_pass
+    while True:
+        for k, (x, y) in enumerate(stream_batches(data, batch_size, bptt)):
+            if k >= skip:
+                yield x, y, k == 0
+        skip = 0
+
+
+def mikolov_lr(lr, val_loss, best_val):
+    """The schedule of §2: keep the learning rate while the validation loss improves by at least
+    0.3% (relative) on the best so far; otherwise halve it. DEVIATION: the paper checks after
+    each epoch and stops after a second failure; here after every validation, and never stops."""
+    return lr / 2 if val_loss > best_val * (1 - MIN_IMPROVEMENT) else lr
+
+
+def dynamic_evaluate(model, data, batch_size, bptt, lr, device):
+    """The dynamic model of §2: read `data` once, scoring each chunk with the current weights
+    *before* an SGD step on that chunk's loss, so the model keeps adapting to the text it reads.
+    Works on a copy of `model`; returns the mean loss (nats) of the predictions made on the way.
+    DEVIATION: the paper updates after every word; here after every chunk of T steps."""
+    model = copy.deepcopy(model).train()
+    total, count, state = 0.0, 0, None
+    for x, y in stream_batches(data, batch_size, bptt):
+        x, y = x.to(device), y.to(device)
+        _, loss, state = model(x, state, y)                          # predict the chunk first...
+        total += loss.item() * y.numel()
+        count += y.numel()
+        loss.backward()                                              # ...then learn from it
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= lr * p.grad
+                p.grad = None
+        state = state.detach()                                       # truncated BPTT, as in training
+    return total / count
+
+
+def evaluate_only(args, device):
+    """--eval-only: the validation loss of a trained checkpoint, static and (--dynamic) dynamic."""
+    path = Path(args.checkpoint) if args.checkpoint else default_path("rnn")
+    ckpt = load_checkpoint(path, MODEL_TYPE)
+    tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
+    _, val_text = split(load_corpus(args.data))
+    val_data = torch.tensor(tokenizer.encode(val_text), dtype=torch.long)
+    check_length(val_data, args.batch_size, "validation")
+    config = RNNConfig(**{**ckpt["config"], "backward": args.backward})
+    model = load_weights(ElmanRNN(config), ckpt, path).to(device)
+    print(f"{path}: step {ckpt['step']}, {len(val_data):,} validation characters as "
+          f"{args.batch_size} streams in chunks of {args.bptt}")
+    static = evaluate_recurrent(model, val_data, args.batch_size, args.bptt, device)
+    line = f"val loss: static {static:.4f} nats, {bits_per_token(static):.3f} bpc"
+    if args.dynamic:
+        dynamic = dynamic_evaluate(model, val_data, args.batch_size, args.bptt, args.dynamic_lr, device)
+        line += f" | dynamic {dynamic:.4f} nats, {bits_per_token(dynamic):.3f} bpc (lr {args.dynamic_lr})"
+    print(line)
+
+
+def check_length(data, batch_size, name):
+    if (len(data) - 1) // batch_size < 1:
+        raise UserError(f"the {name} split ({len(data)} characters) is too short for {batch_size} "
+                        f"streams: lower --batch-size or use a longer text")
+
+
+def sample(model, tokenizer, length=200):
+    try:
+        prompt = tokenizer.encode("\n")
+    except UserError:
+        prompt = [0]
+    ids = generate(model, prompt, length, temperature=0.8)
+    model.train()
+    return tokenizer.decode(ids)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.dynamic and not args.eval_only:
+        raise UserError("--dynamic goes with --eval-only (python train.py --eval-only --dynamic)")
+    set_seed(args.seed)
+    device = pick_device(args.device)
+    if args.eval_only:
+        return evaluate_only(args, device)
+    tokenizer, train_data, val_data = char_lm_data(args.data)
+    check_length(train_data, args.batch_size, "training")
+    check_length(val_data, args.batch_size, "validation")
+    config = RNNConfig(vocab_size=tokenizer.vocab_size, n_hidden=args.n_hidden,
+                       nonlinearity=args.nonlinearity, backward=args.backward)
+    print_config(args, config)
+
+    model = ElmanRNN(config).to(device)
+    if args.optimizer == "adam":
+        # DEVIATION: Adam by default; the paper trains with plain SGD from α = 0.1 (§2)
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
+    path = Path(args.checkpoint) if args.checkpoint else default_path("rnn")
+    start, best_val, lr = 0, float("inf"), args.lr
+    if args.resume:
+        start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs,
+                                          ignore=("backward",))
+        lr = optimizer.param_groups[0]["lr"]                 # where the mikolov schedule had got to
+    print(f"parameters: {count_parameters(model):,}")
+
+    def save(step, val_loss):
+        save_checkpoint(path, model_type=MODEL_TYPE, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
+                        step=step, best_val_loss=min(best_val, val_loss))
+
+    def evaluate():
+        return evaluate_recurrent(model, val_data, args.batch_size, args.bptt, device)
+
+    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume)
+    chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
+    state = None                                             # s(0): zeros, made by the model
+    step = start
+    try:
+        while step < args.epochs:
+            # set the learning rate (the mikolov schedule changes it only after a validation, below)
+            if args.schedule != "mikolov":
+                lr = scheduled_lr(args.schedule, step, args.epochs, args.lr)
+            set_lr(optimizer, lr)
+            # the next chunk: T more steps of each of the B streams, continuing the previous chunk
+            x, y, first_of_a_pass = next(chunks)
+            if first_of_a_pass:
+                state = None                                 # the streams wrapped around: start afresh
+            x, y = x.to(device), y.to(device)                # (B, T), (B, T)
+            # forward from the state the previous chunk left, then cut the graph at the border
+            _, loss, state = model(x, state, y)
+            state = state.detach()  # truncated BPTT: s(T) goes on, its gradient stops here
+            # backward through this chunk's T steps only, clip, step
+            loss.backward()
+            grad_norm = clip_gradients(model.parameters(), args.clip, args.clip_mode)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            # evaluate on the whole validation split every N steps and at the end; save
+            val_loss = None
+            if step % args.eval_every == 0 or step == args.epochs:
+                val_loss = evaluate()
+                log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
+                          f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
+                if args.schedule == "mikolov":
+                    lr = mikolov_lr(lr, val_loss, best_val)  # halve α unless val improved by 0.3%
+                    set_lr(optimizer, lr)                    # (so that the checkpoint keeps it)
+                save(step, val_loss)
+                best_val = min(best_val, val_loss)
+            if args.sample_every and step % args.sample_every == 0:
+                log.print(sample(model, tokenizer))
+            log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
+    except KeyboardInterrupt:
+        log.print(f"interrupted at step {step}: saving {path}")
+        val_loss = evaluate()
+        save(step, val_loss)
+    log.close()
+    print(sample(model, tokenizer))
+    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
+    print(f"checkpoint: {path}")
+
+
+if __name__ == "__main__":
+    run_main(main)
