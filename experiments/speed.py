@@ -6,6 +6,7 @@ noisy machine slows both alike; the medians and their ratio are printed.
 
     python experiments/speed.py                                  # B 32, T 100, H 512, vocab 65
     python experiments/speed.py --rows rnn --repeats 3 --steps 5 --hidden 128
+    python experiments/speed.py --rows lstm
 """
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from lstm.model import LSTM, LSTMConfig
 from rnn.model import ElmanRNN, RNNConfig
 from utils.training import ArgumentParser, positive_int
 
@@ -45,11 +47,18 @@ def torch_rnn(V, H):
     return TorchLM(nn.RNN, V, H, nonlinearity="tanh")
 
 
+def torch_lstm(V, H):
+    return TorchLM(nn.LSTM, V, H)
+
+
 # (name, our model, the torch.nn reference): each a function (vocab_size, n_hidden) -> module.
-# A reference shared by several rows is timed once. lstm/ and gru/ add their rows here.
+# A reference shared by several rows is timed once. gru/ adds its rows here.
 ROWS = [
     ("rnn (manual BPTT)", lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "manual")), torch_rnn),
     ("rnn (autograd)", lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "autograd")), torch_rnn),
+    # lstm/'s defaults (1 layer, peepholes, LSTM derivatives clipped to [-1, 1]) against nn.LSTM
+    ("lstm (manual BPTT)", lambda V, H: LSTM(LSTMConfig(V, H)), torch_lstm),
+    ("lstm (autograd)", lambda V, H: LSTM(LSTMConfig(V, H, backward="autograd")), torch_lstm),
 ]
 
 

@@ -19,6 +19,7 @@ from utils.checkpoint import default_path, save_checkpoint
 from utils.data import char_lm_data
 from utils.errors import UserError, run_main
 from utils.metrics import mean_loss
+from utils.sampling import sample_text
 from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
                             pick_device, positive_int, print_config, resume_training, scheduled_lr, set_lr,
                             set_seed, summary_line)
@@ -53,10 +54,10 @@ def evaluate(model, data, device):
     return mean_loss(model, ((x.to(device), y.to(device)) for x, y in windows))
 
 
-def sample(model, tokenizer, length=200):
-    ids = generate(model, tokenizer.encode("\n"), length, padding_id(tokenizer), temperature=0.8)
-    model.train()
-    return tokenizer.decode(ids)
+def sample(model, tokenizer):
+    """A short sample continuing a newline, for the log."""
+    pad_id = padding_id(tokenizer)
+    return sample_text(model, tokenizer, lambda m, ids, n, **kw: generate(m, ids, n, pad_id, **kw))
 
 
 def main(argv=None):

@@ -11,17 +11,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import copy
-import math
 
 import torch
 
-from rnn.generate import generate
 from rnn.model import ElmanRNN, RNNConfig
-from utils.batching import stream_batches
+from utils.batching import check_streams, stream_batches, train_chunks
 from utils.checkpoint import default_path, load_checkpoint, load_weights, save_checkpoint
 from utils.data import char_lm_data, load_corpus, split
 from utils.errors import UserError, run_main
 from utils.metrics import bits_per_token, evaluate_recurrent
+from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import tokenizer_from_dict
 from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
                             pick_device, positive_float, positive_int, print_config, resume_training,
@@ -33,8 +32,8 @@ MIN_IMPROVEMENT = 0.003   # the mikolov schedule halves the lr below this relati
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(parser, epochs=6000, lr=2e-3, batch_size=32, eval_every=500, folder="rnn",
-                    schedules=("constant", "cosine", "mikolov"))
+    add_common_args(parser, epochs=5000, lr=3e-3, batch_size=32, eval_every=1000, folder="rnn",
+                    schedule="cosine", schedules=("constant", "cosine", "mikolov"))
     d = RNNConfig()
     m = parser.add_argument_group("model (Mikolov et al. 2010, §2)")
     m.add_argument("--n-hidden", type=positive_int, default=d.n_hidden,
@@ -60,18 +59,6 @@ def parse_args(argv=None):
     e.add_argument("--dynamic-lr", type=positive_float, default=0.1,
                    help="SGD learning rate of dynamic evaluation, on each chunk's mean loss (default: 0.1)")
     return parser.parse_args(argv)
-
-
-def train_chunks(data, batch_size, bptt, start_step=0):
-    """The chunks of the B training streams, pass after pass, as (x, y, first_of_a_pass).
-    Resuming at step k continues with the chunk that step k would have read."""
-    per_pass = math.ceil(((len(data) - 1) // batch_size) / bptt)
-    skip = start_step % per_pass
-    while True:
-        for k, (x, y) in enumerate(stream_batches(data, batch_size, bptt)):
-            if k >= skip:
-                yield x, y, k == 0
-        skip = 0
 
 
 def mikolov_lr(lr, val_loss, best_val):
@@ -109,7 +96,7 @@ def evaluate_only(args, device):
     tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
     _, val_text = split(load_corpus(args.data))
     val_data = torch.tensor(tokenizer.encode(val_text), dtype=torch.long)
-    check_length(val_data, args.batch_size, "validation")
+    check_streams(val_data, args.batch_size, "validation")
     config = RNNConfig(**{**ckpt["config"], "backward": args.backward})
     model = load_weights(ElmanRNN(config), ckpt, path).to(device)
     print(f"{path}: step {ckpt['step']}, {len(val_data):,} validation characters as "
@@ -122,22 +109,6 @@ def evaluate_only(args, device):
     print(line)
 
 
-def check_length(data, batch_size, name):
-    if (len(data) - 1) // batch_size < 1:
-        raise UserError(f"the {name} split ({len(data)} characters) is too short for {batch_size} "
-                        f"streams: lower --batch-size or use a longer text")
-
-
-def sample(model, tokenizer, length=200):
-    try:
-        prompt = tokenizer.encode("\n")
-    except UserError:
-        prompt = [0]
-    ids = generate(model, prompt, length, temperature=0.8)
-    model.train()
-    return tokenizer.decode(ids)
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.dynamic and not args.eval_only:
@@ -147,8 +118,8 @@ def main(argv=None):
     if args.eval_only:
         return evaluate_only(args, device)
     tokenizer, train_data, val_data = char_lm_data(args.data)
-    check_length(train_data, args.batch_size, "training")
-    check_length(val_data, args.batch_size, "validation")
+    check_streams(train_data, args.batch_size, "training")
+    check_streams(val_data, args.batch_size, "validation")
     config = RNNConfig(vocab_size=tokenizer.vocab_size, n_hidden=args.n_hidden,
                        nonlinearity=args.nonlinearity, backward=args.backward)
     print_config(args, config)
@@ -211,14 +182,14 @@ def main(argv=None):
                 save(step, val_loss)
                 best_val = min(best_val, val_loss)
             if args.sample_every and step % args.sample_every == 0:
-                log.print(sample(model, tokenizer))
+                log.print(sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
     except KeyboardInterrupt:
         log.print(f"interrupted at step {step}: saving {path}")
         val_loss = evaluate()
         save(step, val_loss)
     log.close()
-    print(sample(model, tokenizer))
+    print(sample_text(model, tokenizer, generate_recurrent))
     print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
     print(f"checkpoint: {path}")
 

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -12,6 +13,23 @@ sys.path.insert(0, str(ROOT))
 # a tiny corpus: enough distinct characters to be interesting, small enough to train in a second
 TINY_TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\n"
              "All:\nSpeak, speak.\n\nFirst Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 20
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny recurrent steps are mostly thread hand-offs: one thread runs them many times faster
+    (on a busy 2-core machine a small matmul on two threads can wait ~8 ms for the other core).
+    For a whole test file: pytestmark = pytest.mark.usefixtures("one_thread")."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def scripts_on_one_thread(monkeypatch):
+    """The same for the tiny train.py / generate.py runs of one test: they inherit OMP_NUM_THREADS=1."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture

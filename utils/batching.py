@@ -3,7 +3,11 @@
 Window and attention models train on random blocks; recurrent models read the corpus as
 B parallel streams, chunk after chunk, so that row i of chunk k+1 continues row i of chunk k.
 """
+import math
+
 import torch
+
+from utils.errors import UserError
 
 
 def random_blocks(data, batch_size, block_size, generator=None):
@@ -40,3 +44,22 @@ def stream_batches(data, batch_size, bptt):
     ys = data[1:n * batch_size + 1].view(batch_size, n)         # (B, N), row i shifted by one
     for start in range(0, n, bptt):
         yield xs[:, start:start + bptt], ys[:, start:start + bptt]
+
+
+def check_streams(data, batch_size, name):
+    """A UserError unless `data` (the `name` split) fills `batch_size` streams of at least one step."""
+    if (len(data) - 1) // batch_size < 1:
+        raise UserError(f"the {name} split ({len(data)} characters) is too short for {batch_size} "
+                        f"streams: lower --batch-size or use a longer text")
+
+
+def train_chunks(data, batch_size, bptt, start_step=0):
+    """The chunks of the B training streams, pass after pass, as (x, y, first_of_a_pass).
+    Resuming at step k continues with the chunk that step k would have read."""
+    per_pass = math.ceil(((len(data) - 1) // batch_size) / bptt)
+    skip = start_step % per_pass
+    while True:
+        for k, (x, y) in enumerate(stream_batches(data, batch_size, bptt)):
+            if k >= skip:
+                yield x, y, k == 0
+        skip = 0

@@ -1,4 +1,5 @@
-"""Choosing the next token from logits: argmax, temperature, top-k, top-p (nucleus)."""
+"""Choosing the next token from logits: argmax, temperature, top-k, top-p (nucleus); the sampling
+loop of recurrent models, and the flags and printing every generate.py shares."""
 import torch
 
 from utils.errors import UserError
@@ -24,6 +25,36 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, greedy=False, g
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate_recurrent(model, prompt_ids, length, generator=None, **sampling):
+    """Append `length` sampled tokens to prompt_ids with a recurrent model (the family interface
+    model(idx, state) -> (logits, loss, state)). The whole prompt is read first, warming the hidden
+    state on it; then each sampled token is fed back, one step at a time, the state carried."""
+    model.eval()
+    device = next(model.parameters()).device
+    ids = list(prompt_ids)
+    logits, _, state = model(torch.tensor([ids], device=device))    # (1, len(prompt), |V|)
+    for _ in range(length):
+        # sampled on the CPU, where the --seed generator lives
+        next_id = sample_next(logits[:, -1].cpu(), generator=generator, **sampling)   # (1,)
+        ids.append(next_id.item())
+        logits, _, state = model(next_id[:, None].to(device), state)   # (1, 1, |V|)
+    return ids
+
+
+def sample_text(model, tokenizer, generate, length=200, temperature=0.8):
+    """The short sample a train.py prints during and after training: `length` tokens continuing a
+    newline (token 0 if the vocabulary has none). generate(model, prompt_ids, length, temperature=...)
+    -> ids is the folder's sampling loop; the model goes back to training mode afterwards."""
+    try:
+        prompt = tokenizer.encode("\n")
+    except UserError:
+        prompt = [0]
+    ids = generate(model, prompt, length, temperature=temperature)
+    model.train()
+    return tokenizer.decode(ids)
 
 
 def add_sampling_args(parser, length=500):

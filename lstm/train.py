@@ -1,0 +1,146 @@
+"""Train the LSTM language model of Graves 2013 on characters, with truncated BPTT.
+
+    cd lstm && python train.py                                       # Tiny Shakespeare, the defaults below
+    cd lstm && python train.py --layers 2 --no-skip                  # a plain stack (no skip connections)
+    cd lstm && python train.py --no-peepholes --clip-lstm-grads none # the LSTM of torch.nn.LSTM
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+
+import torch
+
+from lstm.model import LSTM, LSTMConfig
+from utils.batching import check_streams, train_chunks
+from utils.checkpoint import default_path, save_checkpoint
+from utils.data import char_lm_data
+from utils.errors import run_main
+from utils.metrics import bits_per_token, evaluate_recurrent
+from utils.sampling import generate_recurrent, sample_text
+from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
+                            pick_device, positive_float, positive_int, print_config, resume_training,
+                            scheduled_lr, set_lr, set_seed, summary_line)
+
+MODEL_TYPE = "lstm"
+
+
+def bound_or_none(s):
+    """--clip-lstm-grads: a positive bound, or none / 0 for no clipping."""
+    if s.lower() == "none":
+        return None
+    try:
+        return None if float(s) == 0 else positive_float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, 0 or none, got {s}") from None
+
+
+def parse_args(argv=None):
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(parser, epochs=3000, lr=3e-3, batch_size=32, eval_every=500, folder="lstm",
+                    schedule="cosine")
+    d = LSTMConfig()
+    m = parser.add_argument_group("model (Graves 2013, §2 and §2.1)")
+    m.add_argument("--n-hidden", type=positive_int, default=d.n_hidden,
+                   help=f"H, LSTM cells per layer (default: {d.n_hidden})")
+    m.add_argument("--layers", type=positive_int, default=d.n_layers,
+                   help=f"N, stacked hidden layers, Fig. 1 (default: {d.n_layers})")
+    m.add_argument("--peepholes", action=argparse.BooleanOptionalAction, default=d.peepholes,
+                   help="the peephole weights W_ci, W_cf, W_co from the cell to the gates, Eqs. 7, 8, 10 "
+                        f"(default: {'on' if d.peepholes else 'off'})")
+    m.add_argument("--skip", action=argparse.BooleanOptionalAction, default=d.skip,
+                   help="skip connections: the input feeds every layer and every layer the output, "
+                        f"Fig. 1 and Eqs. 1-3 (default: {'on' if d.skip else 'off'})")
+    m.add_argument("--backward", choices=["manual", "autograd"], default=d.backward,
+                   help="BPTT written out (lstm/model.py LSTMBPTT) or left to autograd; same numbers "
+                        f"(default: {d.backward})")
+    t = parser.add_argument_group("truncated BPTT and clipping (§2.1, §3)")
+    t.add_argument("--bptt", type=positive_int, default=100,
+                   help="T, steps per chunk: gradients flow back this far and no further; the paper's "
+                        "100 (§3.2) (default: 100)")
+    t.add_argument("--clip-lstm-grads", type=bound_or_none, default=d.clip_lstm_grads, metavar="V",
+                   help="clip the error at the gates' inputs to [-V, V] at every step back, the paper's "
+                        f"[-1, 1] (§2.1); none or 0: off (default: {d.clip_lstm_grads})")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_seed(args.seed)
+    device = pick_device(args.device)
+    tokenizer, train_data, val_data = char_lm_data(args.data)
+    check_streams(train_data, args.batch_size, "training")
+    check_streams(val_data, args.batch_size, "validation")
+    config = LSTMConfig(vocab_size=tokenizer.vocab_size, n_hidden=args.n_hidden, n_layers=args.layers,
+                        peepholes=args.peepholes, skip=args.skip, backward=args.backward,
+                        clip_lstm_grads=args.clip_lstm_grads)
+    print_config(args, config)
+
+    model = LSTM(config).to(device)
+    # DEVIATION: Adam and a cosine schedule; the paper trains with SGD and momentum (§3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    path = Path(args.checkpoint) if args.checkpoint else default_path("lstm")
+    start, best_val = 0, float("inf")
+    if args.resume:
+        start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs,
+                                          ignore=("backward",))
+    print(f"parameters: {count_parameters(model):,}")
+
+    def save(step, val_loss):
+        save_checkpoint(path, model_type=MODEL_TYPE, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
+                        step=step, best_val_loss=min(best_val, val_loss))
+
+    def evaluate():
+        return evaluate_recurrent(model, val_data, args.batch_size, args.bptt, device)
+
+    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume)
+    chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
+    state = None                                             # h_0 = c_0 = 0 in every layer, made by the model
+    step = start
+    try:
+        while step < args.epochs:
+            # set the learning rate
+            lr = scheduled_lr(args.schedule, step, args.epochs, args.lr)
+            set_lr(optimizer, lr)
+            # the next chunk: T more steps of each of the B streams, continuing the previous chunk
+            x, y, first_of_a_pass = next(chunks)
+            if first_of_a_pass:
+                state = None                                 # the streams wrapped around: start afresh
+            x, y = x.to(device), y.to(device)                # (B, T), (B, T)
+            # forward from the state the previous chunk left, then cut the graph at the border:
+            # every layer's (h_T, c_T) goes on into the next chunk, its gradient stops here
+            _, loss, state = model(x, state, y)
+            state = [(h.detach(), c.detach()) for h, c in state]  # truncated BPTT
+            # backward through this chunk's T steps only (the LSTM derivatives clipped inside,
+            # §2.1), clip the global norm (--clip), step
+            loss.backward()
+            grad_norm = clip_gradients(model.parameters(), args.clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            # evaluate on the whole validation split every N steps and at the end; save
+            val_loss = None
+            if step % args.eval_every == 0 or step == args.epochs:
+                val_loss = evaluate()
+                log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
+                          f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
+                save(step, val_loss)
+                best_val = min(best_val, val_loss)
+            if args.sample_every and step % args.sample_every == 0:
+                log.print(sample_text(model, tokenizer, generate_recurrent))
+            log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
+    except KeyboardInterrupt:
+        log.print(f"interrupted at step {step}: saving {path}")
+        val_loss = evaluate()
+        save(step, val_loss)
+    log.close()
+    print(sample_text(model, tokenizer, generate_recurrent))
+    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
+    print(f"checkpoint: {path}")
+
+
+if __name__ == "__main__":
+    run_main(main)
