@@ -39,7 +39,7 @@ def bound_or_none(s):
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_args(parser, epochs=3000, lr=3e-3, batch_size=32, eval_every=500, folder="lstm",
+    add_common_args(parser, epochs=1700, lr=3e-3, batch_size=32, eval_every=500, folder="lstm",
                     schedule="cosine")
     d = LSTMConfig()
     m = parser.add_argument_group("model (Graves 2013, §2 and §2.1)")
