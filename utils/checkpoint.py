@@ -32,7 +32,8 @@ def save_checkpoint(path, **fields):
 
 def load_checkpoint(path, model_type):
     """The checkpoint dict at path; a clear UserError if it is missing, unreadable, or made by
-    another model (an LSTM checkpoint handed to the GRU's generate.py)."""
+    another model (an LSTM checkpoint handed to the GRU's generate.py). model_type None: any model
+    (a script with two tasks reads ckpt["model_type"] to pick one)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}: train one first (python train.py)")
@@ -43,7 +44,7 @@ def load_checkpoint(path, model_type):
         raise UserError(f"{path} is not a readable checkpoint ({first_line})") from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in KEYS):
         raise UserError(f"{path} is not a checkpoint of this project (missing keys)")
-    if ckpt["model_type"] != model_type:
+    if model_type is not None and ckpt["model_type"] != model_type:
         raise UserError(f"{path} holds a {ckpt['model_type']!r} model, not {model_type!r}: "
                         f"use {ckpt['model_type']}/generate.py, or pass --checkpoint")
     return ckpt

@@ -4,7 +4,14 @@ Every tokenizer has the same small interface, so callers never care which one th
     tok.encode(text) -> list[int]      tok.decode(ids) -> str      tok.vocab_size
     tok.to_dict() -> plain dict (for checkpoints)   tokenizer_from_dict(d) -> the tokenizer back
 Word-level and BPE tokenizers join by implementing the same four things.
+
+    tok = WordTokenizer.from_texts(train_sentences, min_freq=2)   # words of translation corpora
+    tok.encode("Ein Mann fährt Fahrrad.")   # lower-cased, punctuation split; unknown words -> UNK
+    tokenize("A man's T-shirt.")            # ['a', 'man', "'", 's', 't-shirt', '.'] (BLEU references)
 """
+import re
+from collections import Counter
+
 from utils.errors import UserError
 
 
@@ -43,7 +50,70 @@ class CharTokenizer:
         return {"kind": self.kind, "chars": self.chars}
 
 
+# ---------------------------------------------------------------- words
+
+# the special symbols, at fixed ids in every word vocabulary
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
+
+# a word is a run of letters or digits (umlauts and accents are letters), hyphens inside it kept
+# ("t-shirt", as the Moses tokenizer does); every other non-space character is a token of its own,
+# so punctuation and apostrophes split off ("man's" -> man ' s, "d'un" -> d ' un). "<unk>" stays whole.
+TOKEN = re.compile(r"<unk>|\w+(?:-\w+)*|[^\w\s]")
+
+
+def tokenize(text):
+    """Lower-cased words and punctuation marks of `text`, as a list of strings."""
+    return TOKEN.findall(text.lower())
+
+
+class WordTokenizer:
+    """Word level: ids 0-3 are <pad> <unk> <bos> <eos>, then the words, most frequent first.
+    encode never raises (an unknown word is UNK); decode drops <pad>, <bos> and <eos>, shows <unk>,
+    and joins the tokens with spaces."""
+
+    kind = "word"
+    PAD, UNK, BOS, EOS = PAD, UNK, BOS, EOS
+
+    def __init__(self, words):
+        self.words = list(words)
+        if tuple(self.words[:len(SPECIALS)]) != SPECIALS:
+            raise UserError(f"a word vocabulary must start with {' '.join(SPECIALS)}")
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @classmethod
+    def from_texts(cls, texts, min_freq=2):
+        """The words seen at least min_freq times in `texts` (training sentences); ties in
+        frequency are broken alphabetically, so the same texts always give the same ids."""
+        counts = Counter(w for text in texts for w in tokenize(text))
+        kept = sorted((w for w, c in counts.items() if c >= min_freq and w not in SPECIALS),
+                      key=lambda w: (-counts[w], w))
+        return cls(list(SPECIALS) + kept)
+
+    @property
+    def vocab_size(self):
+        return len(self.words)
+
+    def encode(self, text):
+        return [self.index.get(w, UNK) for w in tokenize(text)]
+
+    def unknown_words(self, text):
+        """The words of `text` that encode reads as <unk>, in order, each once."""
+        return list(dict.fromkeys(w for w in tokenize(text) if w not in self.index or w == "<unk>"))
+
+    def decode(self, ids):
+        return " ".join(self.words[int(i)] for i in ids if int(i) not in (PAD, BOS, EOS))
+
+    def to_dict(self):
+        return {"kind": self.kind, "words": self.words}
+
+
 def tokenizer_from_dict(d):
     if d.get("kind") == "char":
         return CharTokenizer(d["chars"])
+    if d.get("kind") == "word":
+        return WordTokenizer(d["words"])
+    if d.get("kind") == "translation":
+        raise UserError(f"the checkpoint holds a {d.get('src_lang')}->{d.get('tgt_lang')} translation model, "
+                        f"not a language model: give it a sentence to translate (the translation task)")
     raise UserError(f"unknown tokenizer kind in checkpoint: {d.get('kind')!r}")

@@ -48,6 +48,14 @@ def fraction(s):
     return v
 
 
+def probability(s):
+    """A flag in [0, 1): a dropout rate."""
+    v = float(s)
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {s}")
+    return v
+
+
 def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, schedule="constant",
                     schedules=("constant", "cosine")):
     """The flags every train.py shares, grouped; each paper adds its own model flags.
@@ -141,9 +149,12 @@ def cosine_lr(step, total_steps, lr, warmup=0, min_lr_ratio=0.1):
     return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def scheduled_lr(schedule, step, total_steps, lr):
-    """The learning rate of the common --schedule flag at this step."""
-    return lr if schedule == "constant" else cosine_lr(step, total_steps, lr)
+def scheduled_lr(schedule, step, total_steps, lr, warmup=0):
+    """The learning rate of the common --schedule flag at this step; with `warmup`, it first rises
+    linearly over that many steps (constant: to lr; cosine: see cosine_lr)."""
+    if schedule == "constant":
+        return lr * min(1.0, (step + 1) / warmup) if warmup else lr
+    return cosine_lr(step, total_steps, lr, warmup)
 
 
 def set_lr(optimizer, lr):
