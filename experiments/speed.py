@@ -7,6 +7,7 @@ noisy machine slows both alike; the medians and their ratio are printed.
     python experiments/speed.py                                  # B 32, T 100, H 512, vocab 65
     python experiments/speed.py --rows rnn --repeats 3 --steps 5 --hidden 128
     python experiments/speed.py --rows lstm
+    python experiments/speed.py --rows gru
 """
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from gru.model import GRUConfig, GRULanguageModel
 from lstm.model import LSTM, LSTMConfig
 from rnn.model import ElmanRNN, RNNConfig
 from utils.training import ArgumentParser, positive_int
@@ -51,14 +53,24 @@ def torch_lstm(V, H):
     return TorchLM(nn.LSTM, V, H)
 
 
+def torch_gru(V, H):
+    return TorchLM(nn.GRU, V, H)
+
+
 # (name, our model, the torch.nn reference): each a function (vocab_size, n_hidden) -> module.
-# A reference shared by several rows is timed once. gru/ adds its rows here.
+# A reference shared by several rows is timed once.
 ROWS = [
     ("rnn (manual BPTT)", lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "manual")), torch_rnn),
     ("rnn (autograd)", lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "autograd")), torch_rnn),
     # lstm/'s defaults (1 layer, peepholes, LSTM derivatives clipped to [-1, 1]) against nn.LSTM
     ("lstm (manual BPTT)", lambda V, H: LSTM(LSTMConfig(V, H)), torch_lstm),
     ("lstm (autograd)", lambda V, H: LSTM(LSTMConfig(V, H, backward="autograd")), torch_lstm),
+    # gru/'s cudnn variant is nn.GRU's unit (the reset after U h); one layer
+    ("gru cudnn (manual BPTT)", lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cudnn")), torch_gru),
+    ("gru cudnn (autograd)", lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cudnn",
+                                                                     backward="autograd")), torch_gru),
+    # the paper's unit (two recurrent matmuls a step, the reset before U) against the same nn.GRU
+    ("gru cho (manual BPTT)", lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cho")), torch_gru),
 ]
 
 
