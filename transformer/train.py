@@ -1,0 +1,286 @@
+"""Train a Transformer (Vaswani et al. 2017): a character language model, or the translator (--task translate).
+
+The language model is decoder-only; the translator is the paper's encoder-decoder, German to
+English on Multi30k by default.
+
+    cd transformer && python train.py                 # Tiny Shakespeare: 4 layers, 4 heads, width 128, block 64
+    cd transformer && python train.py --norm post --pos sinusoidal --dropout 0.1 --label-smoothing 0.1 \\
+        --schedule noam --warmup 400 --beta2 0.98 --weight-decay 0    # the paper's choices, at this size
+    cd transformer && python train.py --task translate                # Multi30k de->en, BLEU at the end
+    cd transformer && python train.py --task translate --eval-only    # the test report of the checkpoint
+    cd transformer && python train.py --task translate --help         # the flags of the translation task
+
+With --schedule noam, --lr is a factor on the paper's rate (Eq. 3): 1 is the paper's schedule
+itself (the language model's default; the translator's is 0.5). The translation loop is
+utils/translation_training.py's (shared by the translators); what the paper specifies is here: the
+loss with its label smoothing and teacher forcing (§5.4), Adam with beta_2 0.98 and the warm-up
+schedule (§5.3).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from transformer.generate import generate
+from transformer.model import TransformerConfig, TransformerLM, TransformerTranslator, TranslatorConfig
+from utils.batching import random_blocks, stream_batches
+from utils.checkpoint import default_path, save_checkpoint
+from utils.data import char_lm_data
+from utils.errors import UserError, run_main
+from utils.metrics import bits_per_token, mean_loss
+from utils.sampling import sample_text
+from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
+                            pick_device, positive_int, print_config, probability, resume_training, scheduled_lr,
+                            set_lr, set_seed, summary_line)
+from utils.tokenizers import PAD
+from utils.translation import TranslationData, add_translation_args
+from utils.translation_training import evaluate_checkpoint, train_translator
+
+MODEL_TYPE = "transformer"
+TRANSLATE_TYPE = "transformer_mt"    # its checkpoint: checkpoints/transformer_mt/model.pt
+TASKS = ("lm", "translate")
+EVAL_STREAMS = 128   # validation reads the split as up to this many streams of non-overlapping blocks
+SCHEDULES = ("constant", "cosine", "noam")
+# per task: the flags' defaults. lr: for constant and cosine; noam's is a factor on Eq. 3 (lr_noam)
+DEFAULTS = {
+    "lm": dict(epochs=2000, lr=1e-3, lr_noam=1.0, batch_size=12, eval_every=500, schedule="cosine",
+               warmup=100, label_smoothing=0.0, beta2=0.99, weight_decay=0.1),
+    # the paper's training (§5.3, §5.4): Adam with beta_2 0.98, no weight decay, label smoothing 0.1,
+    # the noam schedule. DEVIATION: batches of 64 sentences (~900 target tokens; the paper's held
+    # ~25,000) and a shorter warm-up (the paper: 4000 of 100,000 steps) at half the rate: a peak of
+    # 1.1e-3 at step 800. 3600 steps (8 passes over Multi30k) take ~40 minutes on one CPU thread
+    "translate": dict(epochs=3600, lr=5e-4, lr_noam=0.5, batch_size=64, eval_every=500, schedule="noam",
+                      warmup=800, label_smoothing=0.1, beta2=0.98, weight_decay=0.0),
+}
+
+
+def parse_task(argv=None):
+    """--task alone, read first: the other flags and their defaults depend on it."""
+    parser = ArgumentParser(add_help=False)
+    parser.add_argument("--task", choices=TASKS, default="lm")
+    return parser.parse_known_args(argv)[0].task
+
+
+def parse_args(argv=None):
+    task = parse_task(argv)
+    D = DEFAULTS[task]
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=TASKS, default="lm",
+                        help="lm: a character language model; translate: the encoder-decoder of §3.1 on "
+                             "Multi30k (--task translate --help lists its flags) (default: lm)")
+    add_common_args(parser, epochs=D["epochs"], lr=D["lr"], batch_size=D["batch_size"], eval_every=D["eval_every"],
+                    folder=MODEL_TYPE if task == "lm" else TRANSLATE_TYPE, schedule=D["schedule"],
+                    schedules=SCHEDULES)
+    if task == "translate":
+        add_translation_args(parser)
+    # --lr's default depends on --schedule: a rate, or a factor on the paper's rate
+    lr_flag = next(a for a in parser._actions if a.dest == "lr")
+    lr_flag.default = None
+    lr_flag.help = (f"learning rate (default: {D['lr']:g}); with --schedule noam a factor on the paper's rate "
+                    f"d_model^-0.5 min(step^-0.5, step warmup^-1.5), Eq. 3 (default there: {D['lr_noam']:g})")
+    d = TransformerConfig() if task == "lm" else TranslatorConfig()
+    m = parser.add_argument_group("model (Vaswani et al. 2017, §3)")
+    m.add_argument("--layers", type=positive_int, default=d.n_layers,
+                   help=f"N, layers in the stack, §3.1 (default: {d.n_layers}; the paper: 6)")
+    m.add_argument("--heads", type=positive_int, default=d.n_heads,
+                   help=f"h, attention heads, §3.2.2 (default: {d.n_heads}; the paper: 8)")
+    m.add_argument("--d-model", type=positive_int, default=d.d_model,
+                   help=f"d_model, the width of every layer (default: {d.d_model}; the paper: 512)")
+    if task == "lm":
+        m.add_argument("--d-ff", type=positive_int, default=None,
+                       help="d_ff, the feed-forward network's inner width, §3.3 (default: 4 d_model, the "
+                            "paper's ratio)")
+        m.add_argument("--block-size", type=positive_int, default=d.block_size,
+                       help="the longest context, in characters: training blocks and generation "
+                            f"(default: {d.block_size})")
+    else:
+        m.add_argument("--d-ff", type=positive_int, default=d.d_ff,
+                       help=f"d_ff, the feed-forward network's inner width, §3.3 (default: {d.d_ff}; the paper: "
+                            "4 d_model)")
+    m.add_argument("--dropout", type=probability, default=d.dropout,
+                   help=f"P_drop on every sub-layer's output and on the embeddings, §5.4 (default: {d.dropout}; "
+                        "the paper: 0.1)")
+    m.add_argument("--norm", choices=["post", "pre"], default=d.norm,
+                   help="post: LayerNorm(x + Sublayer(x)), the paper's §3.1; pre: x + Sublayer(LayerNorm(x)) "
+                        f"(default: {d.norm})")
+    m.add_argument("--pos", choices=["sinusoidal", "learned", "rope"], default=d.pos,
+                   help="positions: the paper's sinusoids (§3.5), a learned table (§3.5, Table 3 E), or rotary "
+                        f"embeddings of the queries and keys (Su et al. 2021) (default: {d.pos})")
+    m.add_argument("--tie", action=argparse.BooleanOptionalAction, default=d.tie,
+                   help="share the " + ("" if task == "lm" else "target ") + "embedding matrix with the "
+                        "pre-softmax projection, §3.4 (default: on)")
+    t = parser.add_argument_group("the paper's training (§5.3, §5.4)")
+    t.add_argument("--warmup", type=int, default=D["warmup"],
+                   help="warm-up steps: linear for constant and cosine; for noam the paper's 4000 (§5.3) "
+                        f"(default: {D['warmup']})")
+    t.add_argument("--label-smoothing", type=probability, default=D["label_smoothing"],
+                   help="epsilon_ls, §5.4; the logged train loss is then the smoothed one "
+                        f"(default: {D['label_smoothing']:g}; the paper: 0.1)")
+    t.add_argument("--beta2", type=probability, default=D["beta2"],
+                   help=f"Adam's beta_2 (default: {D['beta2']:g}; the paper: 0.98, §5.3)")
+    t.add_argument("--weight-decay", type=float, default=D["weight_decay"],
+                   help="AdamW's decoupled weight decay of the matrices and embeddings "
+                        f"(default: {D['weight_decay']:g}; the paper: 0)")
+    args = parser.parse_args(argv)
+    if args.lr is None:
+        args.lr = D["lr_noam"] if args.schedule == "noam" else D["lr"]
+    if args.schedule == "noam" and args.warmup < 1:
+        parser.error("--schedule noam needs --warmup of at least 1")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be 0 or more, got {args.warmup}")
+    return args
+
+
+def noam_lr(step, d_model, warmup, factor=1.0):
+    """The paper's schedule (§5.3) at optimizer step `step` (from 1): linear warm-up for `warmup`
+    steps, then decay with the inverse square root of the step, times `factor` (--lr)."""
+    # lrate = d_model^-0.5 min(step_num^-0.5, step_num warmup_steps^-1.5)         (Eq. 3)
+    return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+
+
+def make_optimizer(model, args):
+    """Adam(W) with --beta2 and --weight-decay; no decay for the biases and the layer norms' gains.
+    With weight decay 0 it is the paper's Adam (beta_1 0.9, §5.3; eps 1e-8, not its 1e-9)."""
+    matrices = [p for p in model.parameters() if p.dim() >= 2]
+    vectors = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": matrices, "weight_decay": args.weight_decay},
+                              {"params": vectors, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, args.beta2))
+
+
+def learning_rate(args, step, d_model):
+    """The rate of optimizer step `step` (from 0): --schedule's, or the paper's noam."""
+    if args.schedule == "noam":
+        return noam_lr(step + 1, d_model, args.warmup, args.lr)
+    return scheduled_lr(args.schedule, step, args.epochs, args.lr, args.warmup)
+
+
+def evaluate(model, data, device):
+    """Mean loss over the whole split, read as non-overlapping blocks of block_size characters (the
+    split cut into up to EVAL_STREAMS contiguous streams, chunk after chunk): every character but
+    the last few is scored once, with 0 to block_size - 1 characters before it, as in training."""
+    T = model.config.block_size
+    streams = max(1, min(EVAL_STREAMS, (len(data) - 1) // T))
+    return mean_loss(model, ((x.to(device), y.to(device)) for x, y in stream_batches(data, streams, T)))
+
+
+def train_lm(args):
+    """--task lm: next-character prediction on random blocks of the text."""
+    set_seed(args.seed)
+    device = pick_device(args.device)
+    tokenizer, train_data, val_data = char_lm_data(args.data)
+    config = TransformerConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layers=args.layers,
+                               n_heads=args.heads, d_model=args.d_model, d_ff=args.d_ff or 4 * args.d_model,
+                               dropout=args.dropout, norm=args.norm, pos=args.pos, tie=args.tie)
+    if len(train_data) <= config.block_size or len(val_data) < 2:
+        raise UserError(f"corpus too short for blocks of {config.block_size} characters: lower --block-size")
+    print_config(args, config)
+    try:
+        model = TransformerLM(config).to(device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+    # DEVIATION: AdamW with weight decay and beta_2 = 0.99 (the paper: Adam, beta_2 0.98, eps 1e-9, §5.3)
+    optimizer = make_optimizer(model, args)
+    path = Path(args.checkpoint) if args.checkpoint else default_path("transformer")
+    start, best_val = 0, float("inf")
+    if args.resume:
+        start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs,
+                                          ignore=("dropout",))
+    print(f"parameters: {count_parameters(model):,}")
+
+    def save(step, val_loss):
+        save_checkpoint(path, model_type=MODEL_TYPE, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                        config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
+                        step=step, best_val_loss=min(best_val, val_loss))
+
+    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume)
+    step = start
+    try:
+        while step < args.epochs:
+            # set the learning rate: --schedule's, or the paper's (noam_lr, Eq. 3)
+            lr = learning_rate(args, step, config.d_model)
+            set_lr(optimizer, lr)
+            # a batch: B random blocks of T characters, and the character after each position
+            x, y = random_blocks(train_data, args.batch_size, config.block_size)
+            x, y = x.to(device), y.to(device)                       # (B, T), (B, T)
+            # forward; the loss with label smoothing of value epsilon_ls (§5.4), 0: plain cross-entropy
+            logits, _ = model(x)                                    # (B, T, |V|)
+            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=args.label_smoothing)
+            # backward, clip, step
+            loss.backward()
+            grad_norm = clip_gradients(model.parameters(), args.clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            # evaluate on the whole validation split every N steps and at the end; save
+            val_loss = None
+            if step % args.eval_every == 0 or step == args.epochs:
+                ms = 1e3 * log.wall / (step - start)                # training and earlier validations
+                val_loss = evaluate(model, val_data, device)
+                log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
+                          f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e} | {ms:.1f} ms/step | "
+                          f"{log.tokens_per_s / 1e3:.0f}k tok/s")
+                save(step, val_loss)
+                best_val = min(best_val, val_loss)
+            if args.sample_every and step % args.sample_every == 0:
+                log.print(sample_text(model, tokenizer, generate))
+            log.step(step, loss.item(), lr, grad_norm, tokens=x.numel(), val_loss=val_loss)
+    except KeyboardInterrupt:
+        log.print(f"interrupted at step {step}: saving {path}")
+        val_loss = evaluate(model, val_data, device)
+        save(step, val_loss)
+    log.close()
+    print(sample_text(model, tokenizer, generate))
+    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
+    print(f"checkpoint: {path}")
+
+
+def translation_loss(model, batch, label_smoothing=0.0):
+    """Mean cross-entropy (nats) per target token, padding ignored, with label smoothing of value
+    epsilon_ls (§5.4): the target is (1 - epsilon_ls) on the reference word and epsilon_ls spread
+    over the whole vocabulary."""
+    # teacher forcing: the decoder reads the reference <bos> y_1 .. y_n and is scored on y_1 .. y_n <eos>
+    logits = model(batch.src, batch.src_len, batch.tgt_in)                  # (B, T, |V_y|)
+    return F.cross_entropy(logits.flatten(0, 1), batch.tgt_out.flatten(), ignore_index=PAD,
+                           label_smoothing=label_smoothing)
+
+
+def build_translator(config):
+    return TransformerTranslator(TranslatorConfig(**config))
+
+
+def train_translate(args):
+    """--task translate: the encoder-decoder on sentence pairs; test losses and BLEU at the end."""
+    if args.eval_only:
+        return evaluate_checkpoint(args, TRANSLATE_TYPE, build_translator)
+    set_seed(args.seed)
+    data = TranslationData.from_args(args)
+    # the decoder reads <bos> y_1 .. y_max_len: max_len + 1 positions, the learned table's length
+    config = TranslatorConfig(src_vocab=data.src_tokenizer.vocab_size, tgt_vocab=data.tgt_tokenizer.vocab_size,
+                              n_layers=args.layers, n_heads=args.heads, d_model=args.d_model, d_ff=args.d_ff,
+                              dropout=args.dropout, norm=args.norm, pos=args.pos, tie=args.tie,
+                              block_size=args.max_len + 1)
+    try:
+        model = TransformerTranslator(config)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    return train_translator(args, model=model, data=data, model_type=TRANSLATE_TYPE, config=config,
+                            loss_fn=lambda model, batch: translation_loss(model, batch, args.label_smoothing),
+                            optimizer=make_optimizer(model, args),
+                            lr_at=lambda step: learning_rate(args, step, config.d_model))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.task == "translate":
+        return train_translate(args)
+    train_lm(args)
+
+
+if __name__ == "__main__":
+    run_main(main)
