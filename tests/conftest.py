@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -39,10 +40,15 @@ def tiny_corpus(tmp_path):
     return path
 
 
+# the scripts the tests run train tiny models: one thread each, so that on a shared 2-core machine
+# they never wait on the other core (two threads per tiny op thrash there; see one_thread above)
+SCRIPT_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def run_script(folder, script, *args, timeout=120):
     """Run <folder>/<script> as a user would (from inside the folder); returns CompletedProcess."""
     return subprocess.run([sys.executable, script, *map(str, args)], cwd=ROOT / folder,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=SCRIPT_ENV)
 
 
 def assert_one_line_error(result):
@@ -59,11 +65,12 @@ def interrupt_training(folder, tmp_path, *args):
     (exit status, stdout, stderr). The checkpoint goes to tmp_path / "model.pt"."""
     proc = subprocess.Popen([sys.executable, "train.py", "--epochs", "10000000", "--eval-every", "1000000",
                              "--checkpoint", str(tmp_path / "model.pt"), *map(str, args)],
-                            cwd=ROOT / folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT / folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=SCRIPT_ENV)
     deadline = time.time() + 60
     while not (tmp_path / "log.csv").exists() and time.time() < deadline:   # the loop has started
         time.sleep(0.1)
     time.sleep(1.0)                                                            # let it take some steps
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err
