@@ -19,42 +19,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gru.model import GRUConfig, GRUEncoderDecoder, GRULanguageModel, Seq2SeqConfig
-from utils.checkpoint import default_path, load_checkpoint, load_model
-from utils.errors import UserError, run_main
+from utils.checkpoint import load_model
+from utils.errors import run_main
 from utils.sampling import add_sampling_args, generate_recurrent, print_samples, sampling_kwargs
 from utils.training import ArgumentParser
-from utils.translation import add_generate_args, load_translator, print_translation
+from utils.translation import add_generate_args, load_translator, pick_task, print_translation
 
 TASKS = ("lm", "translate")
 MODEL_TYPES = {"lm": "gru", "translate": "gru_seq2seq"}           # as gru/train.py saves them
 WHAT = {"lm": "a GRU language model", "translate": "a GRU encoder-decoder (a translator)"}
 
 
-def pick_task(argv=None):
-    """(task, checkpoint path) from --task, --checkpoint and the checkpoint's model_type; a
-    checkpoint of the other task is a UserError."""
-    parser = ArgumentParser(add_help=False)
-    parser.add_argument("--task", choices=TASKS, default=None)
-    parser.add_argument("--checkpoint", default=None)
-    known = parser.parse_known_args(argv)[0]
-    defaults = {task: default_path(model_type) for task, model_type in MODEL_TYPES.items()}
-    if known.checkpoint or known.task:
-        path = Path(known.checkpoint) if known.checkpoint else defaults[known.task]
-    else:
-        found = [p for p in defaults.values() if p.is_file()]
-        path = max(found, key=lambda p: p.stat().st_mtime) if found else defaults["lm"]
-        if len(found) > 1:
-            print(f"note: using {path}, the newer checkpoint (choose with --task)", file=sys.stderr)
-    model_type = load_checkpoint(path, None)["model_type"] if path.is_file() else None
-    saved = {v: k for k, v in MODEL_TYPES.items()}.get(model_type)
-    task = known.task or saved or "lm"
-    if saved and saved != task:
-        raise UserError(f"{path} holds {WHAT[saved]}, not {WHAT[task]}: use --task {saved}")
-    return task, path
-
-
 def main(argv=None):
-    task, path = pick_task(argv)
+    task, path = pick_task(argv, MODEL_TYPES, WHAT)
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=TASKS, default=None,
                         help="lm: continue text; translate: translate a sentence (default: what the "

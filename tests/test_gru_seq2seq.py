@@ -285,7 +285,7 @@ def test_a_checkpoint_of_the_other_task_is_a_one_line_error(corpus, tmp_path, sc
 
 
 def test_generate_without_flags_uses_the_newer_default_checkpoint(corpus, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(generate, "default_path", lambda model_type: tmp_path / model_type / "model.pt")
+    monkeypatch.setattr("utils.translation.default_path", lambda model_type: tmp_path / model_type / "model.pt")
     lm = lm_checkpoint(tmp_path / "gru" / "model.pt")
     mt = tmp_path / "gru_seq2seq" / "model.pt"
     main(["--task", "translate", "--data", str(corpus), "--epochs", "1", "--checkpoint", str(mt), "--beam", "1",
@@ -299,7 +299,7 @@ def test_generate_without_flags_uses_the_newer_default_checkpoint(corpus, tmp_pa
     os.utime(mt, (0, 0))                                              # now the language model is
     generate.main(["--prompt", "ab", "--length", "5", "--seed", "1"])
     assert capsys.readouterr().out.startswith("ab")
-    assert generate.pick_task(["--task", "translate"]) == ("translate", mt)
+    assert generate.pick_task(["--task", "translate"], generate.MODEL_TYPES, generate.WHAT) == ("translate", mt)
 
 
 def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_cleanly(corpus, tmp_path, scripts_on_one_thread):
