@@ -60,13 +60,20 @@ def assert_one_line_error(result):
     return lines[0]
 
 
+def _default_sigint():
+    """In the child, before exec: SIGINT delivered and at its default, whatever the test process
+    inherited or set (a blocked or ignored SIGINT would be inherited, and Ctrl-C never arrive)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_training(folder, tmp_path, *args):
     """Start <folder>/train.py with a huge --epochs, press Ctrl-C once it is training, and return
     (exit status, stdout, stderr). The checkpoint goes to tmp_path / "model.pt"."""
     proc = subprocess.Popen([sys.executable, "train.py", "--epochs", "10000000", "--eval-every", "1000000",
                              "--checkpoint", str(tmp_path / "model.pt"), *map(str, args)],
                             cwd=ROOT / folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=SCRIPT_ENV)
+                            env=SCRIPT_ENV, preexec_fn=_default_sigint)
     deadline = time.time() + 60
     while not (tmp_path / "log.csv").exists() and time.time() < deadline:   # the loop has started
         time.sleep(0.1)
