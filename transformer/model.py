@@ -55,10 +55,10 @@ class TransformerConfig:
     d_model: int = 128        # d   minutes on a CPU
     d_ff: int = 512           # d_ff = 4 d_model, the paper's ratio
     dropout: float = 0.0      # P_drop (§5.4: 0.1). DEVIATION: off, at this size and step count
-    norm: str = "pre"         # "post": LayerNorm(x + Sublayer(x)) (§3.1). DEVIATION: "pre"; after 500
-                              # steps of this model both reach val 1.95
-    pos: str = "rope"         # "sinusoidal" (§3.5), "learned" (§3.5, Table 3 E). DEVIATION: "rope";
-                              # after 500 steps val 1.95, learned 2.32
+    norm: str = "pre"         # "post": LayerNorm(x + Sublayer(x)) (§3.1). DEVIATION: "pre", the modern
+                              # default (transformer/README.md: post- vs pre-norm)
+    pos: str = "rope"         # "sinusoidal" (§3.5), "learned" (§3.5, Table 3 E). DEVIATION: "rope"
+                              # (transformer/README.md: the three position options)
     tie: bool = True          # share E between the embedding and the pre-softmax projection (§3.4)
     eps: float = 1e-5         # layer normalisation's epsilon
 
@@ -250,8 +250,7 @@ class TransformerLM(nn.Module):
         self.config = config
         V, d, T = config.vocab_size, config.d_model, config.block_size
         # E, the embedding, N(0, 0.02^2) as in GPT-2 (the paper gives no init). Not N(0, 1/d), where
-        # times √d_model a row has norm ~1 and, tied, gives its own token a logit ~√d_model at first:
-        # 0.04 nats worse on validation after 500 steps of the default model
+        # times √d_model a row has norm ~1 and, tied, gives its own token a logit ~√d_model at first
         self.E = nn.Parameter(torch.randn(V, d) * 0.02)
         self.PE = nn.Parameter(torch.randn(T, d) * 0.02) if config.pos == "learned" else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
