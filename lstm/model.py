@@ -41,6 +41,8 @@ class LSTMConfig:
     backward: str = "manual"      # "manual": LSTMBPTT (below) runs BPTT; "autograd": torch unrolls the loop
     forget_bias: float = 1.0      # DEVIATION: b_f starts at 1 (a common fix, Gers et al. 2000), not 0
     clip_lstm_grads: float | None = 1.0   # clip dL/da to [-v, v] at every step (§2.1; [-1, 1] for text); None: off
+    dropout: float = 0.0          # DEVIATION: dropout on each layer's h on its way up and out (Zaremba et
+                                  # al. 2014), never on the recurrence; the paper regularised with weight noise
 
 
 # ---------------------------------------------------------------- the network (§2, Eqs. 1-4)
@@ -110,8 +112,10 @@ class LSTM(nn.Module):
                 h, c = LSTMBPTT.apply(a, layer.W_h, layer.w_c, h0, c0, self.config.clip_lstm_grads)
             else:
                 h, c = self.recurrence(a, layer, h0, c0)                        # (B, T, H), (B, H)
-            hs.append(h)
             new_state.append((h[:, -1], c))
+            # DEVIATION: dropout on the connections to the layer above and to the output only: the
+            # carried state, h_{t-1} -> h_t, is never dropped (see LSTMConfig)
+            hs.append(F.dropout(h, self.config.dropout, self.training))
         # y_hat_t = b_y + sum_n W_{h^n y} h^n_t                                      (Eq. 3)
         logits = self.b_y + sum(h @ W for h, W in zip(hs[-len(self.W_y):], self.W_y))   # (B, T, |V|)
         loss = None

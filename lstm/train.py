@@ -21,8 +21,8 @@ from utils.errors import run_main
 from utils.metrics import bits_per_token, evaluate_recurrent
 from utils.sampling import generate_recurrent, sample_text
 from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
-                            pick_device, positive_float, positive_int, print_config, resume_training,
-                            scheduled_lr, set_lr, set_seed, summary_line)
+                            pick_device, positive_float, positive_int, print_config, probability,
+                            resume_training, scheduled_lr, set_lr, set_seed, summary_line)
 
 MODEL_TYPE = "lstm"
 
@@ -56,6 +56,9 @@ def parse_args(argv=None):
     m.add_argument("--backward", choices=["manual", "autograd"], default=d.backward,
                    help="BPTT written out (lstm/model.py LSTMBPTT) or left to autograd; same numbers "
                         f"(default: {d.backward})")
+    m.add_argument("--dropout", type=probability, default=d.dropout,
+                   help="dropout on each layer's output on its way to the layer above and to the output "
+                        f"layer, never on the recurrence; not in the paper (default: {d.dropout:g})")
     t = parser.add_argument_group("truncated BPTT and clipping (§2.1, §3)")
     t.add_argument("--bptt", type=positive_int, default=100,
                    help="T, steps per chunk: gradients flow back this far and no further; the paper's "
@@ -75,7 +78,7 @@ def main(argv=None):
     check_streams(val_data, args.batch_size, "validation")
     config = LSTMConfig(vocab_size=tokenizer.vocab_size, n_hidden=args.n_hidden, n_layers=args.layers,
                         peepholes=args.peepholes, skip=args.skip, backward=args.backward,
-                        clip_lstm_grads=args.clip_lstm_grads)
+                        clip_lstm_grads=args.clip_lstm_grads, dropout=args.dropout)
     print_config(args, config)
 
     model = LSTM(config).to(device)

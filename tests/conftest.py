@@ -1,3 +1,5 @@
+import gzip
+import itertools
 import os
 import signal
 import subprocess
@@ -38,6 +40,27 @@ def tiny_corpus(tmp_path):
     path = tmp_path / "tiny.txt"
     path.write_text(TINY_TEXT, encoding="utf-8")
     return path
+
+
+def write_parallel_corpus(folder, pairs_per_split, src="de", tgt="en"):
+    """(source, target) sentence pairs per split under Multi30k's file names, <stem>.<lang>.gz:
+    the layout that --data DIR reads."""
+    from utils.data import MULTI30K_SPLITS
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, pairs in pairs_per_split.items():
+        for lang, side in ((src, 0), (tgt, 1)):
+            with gzip.open(folder / f"{MULTI30K_SPLITS[split]}.{lang}.gz", "wt", encoding="utf-8") as f:
+                f.write("".join(p[side] + "\n" for p in pairs))
+    return folder
+
+
+def toy_translation_corpus(folder):
+    """A tiny German-English corpus that translates word for word: "ein alter mann sieht den hund ."."""
+    words = [("alter", "old"), ("junger", "young"), ("großer", "tall")]
+    things = [("keinen", "no"), ("den", "the"), ("einen kleinen", "a small")]
+    pairs = [(f"ein {a} mann sieht {b} hund .", f"a {a2} man sees {b2} dog .")
+             for (a, a2), (b, b2) in itertools.product(words, things)]
+    return write_parallel_corpus(folder, {"train": pairs * 2, "val": pairs[:3], "test": pairs[3:]})
 
 
 # the scripts the tests run train tiny models: one thread each, so that on a shared 2-core machine

@@ -1,6 +1,3 @@
-import gzip
-import itertools
-
 import pytest
 import torch
 import torch.nn as nn
@@ -10,9 +7,8 @@ from attention.generate import alignment
 from attention.generate import main as generate_main
 from attention.model import AttentionConfig, RNNsearch
 from attention.train import parse_args
-from conftest import assert_one_line_error, run_script
+from conftest import assert_one_line_error, run_script, toy_translation_corpus
 from test_gru import copy_from_torch_gru, randomise
-from utils import data as data_module
 from utils.errors import UserError
 from utils.tokenizers import BOS, EOS, PAD
 from utils.translation import beam_search, greedy_decode, index_batch
@@ -234,20 +230,6 @@ def test_overfits_one_tiny_batch():
 
 # ---------------------------------------------------------------- train.py and generate.py
 
-def write_corpus(folder):
-    """A tiny German-English corpus in the layout of --data DIR."""
-    words = [("alter", "old"), ("junger", "young"), ("großer", "tall")]
-    things = [("keinen", "no"), ("den", "the"), ("einen kleinen", "a small")]
-    pairs = [(f"ein {a} mann sieht {b} hund .", f"a {a2} man sees {b2} dog .")
-             for (a, a2), (b, b2) in itertools.product(words, things)]
-    folder.mkdir()
-    for split, chosen in {"train": pairs * 2, "val": pairs[:3], "test": pairs[3:]}.items():
-        for lang, side in (("de", 0), ("en", 1)):
-            with gzip.open(folder / f"{data_module.MULTI30K_SPLITS[split]}.{lang}.gz", "wt", encoding="utf-8") as f:
-                f.write("".join(p[side] + "\n" for p in chosen))
-    return folder
-
-
 def test_flags(capsys):
     args = parse_args([])
     assert (args.data, args.src, args.tgt, args.clip, args.variant, args.backward) == \
@@ -262,7 +244,7 @@ def test_flags(capsys):
 
 
 def test_train_then_generate_with_an_alignment_plot(tmp_path, scripts_on_one_thread):
-    corpus, ckpt = write_corpus(tmp_path / "corpus"), tmp_path / "model.pt"
+    corpus, ckpt = toy_translation_corpus(tmp_path / "corpus"), tmp_path / "model.pt"
     r = run_script("attention", "train.py", "--data", corpus, "--epochs", 2, "--eval-every", 1,
                    "--checkpoint", ckpt, "--beam", 2, *TINY)
     assert r.returncode == 0, r.stderr

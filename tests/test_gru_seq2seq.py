@@ -1,18 +1,16 @@
 """The RNN Encoder-Decoder of Cho et al. 2014 (gru/model.py GRUEncoderDecoder), its --task translate
 in gru/train.py and gru/generate.py, and the shared loop in utils/translation_training.py."""
-import gzip
 import itertools
 import os
 
 import pytest
 import torch
 
-from conftest import assert_one_line_error, interrupt_training, run_script
+from conftest import assert_one_line_error, interrupt_training, run_script, write_parallel_corpus
 from gru import generate
 from gru.model import GRUBPTT, GRUConfig, GRUEncoderDecoder, GRULanguageModel, GRULayer, Seq2SeqConfig
 from gru.train import loss_fn, main, parse_args
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.data import MULTI30K_SPLITS
 from utils.errors import UserError
 from utils.tokenizers import CharTokenizer
 from utils.translation import (TranslationData, collate, greedy_decode, load_translator, teacher_forced_loss,
@@ -205,12 +203,7 @@ def corpus(tmp_path_factory):
     words = [("alter", "old"), ("junger", "young"), ("großer", "tall")]
     objects = [("den hund", "the dog"), ("keinen ball", "no ball"), ("einen baum", "a tree")]
     pairs = [(f"ein {w} mann sieht {o} .", f"a {v} man sees {p} .") for (w, v), (o, p) in itertools.product(words, objects)]
-    for split, stem in MULTI30K_SPLITS.items():
-        chosen = pairs if split == "train" else pairs[::2]
-        for lang, side in (("de", 0), ("en", 1)):
-            with gzip.open(folder / f"{stem}.{lang}.gz", "wt", encoding="utf-8") as f:
-                f.write("".join(p[side] + "\n" for p in chosen))
-    return folder
+    return write_parallel_corpus(folder, {"train": pairs, "val": pairs[::2], "test": pairs[::2]})
 
 
 def lm_checkpoint(path):

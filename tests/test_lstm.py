@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import TINY_TEXT, assert_one_line_error, interrupt_training, run_script
+from conftest import ROOT, TINY_TEXT, assert_one_line_error, interrupt_training, run_script
 from lstm.model import LSTM, LSTMBPTT, LSTMConfig
 from lstm.train import main, parse_args
 from utils.checkpoint import load_checkpoint, save_checkpoint
@@ -158,6 +158,24 @@ def test_skip_connections_feed_the_input_to_every_layer_and_every_layer_to_the_o
     assert torch.all(skip.layers[0].b[H:2 * H] == 1) and torch.all(skip.layers[0].b[:H] == 0)   # b_f = 1
 
 
+def test_dropout_reaches_the_layer_above_and_the_output_but_never_the_carried_state():
+    torch.manual_seed(0)
+    dropped = randomise(LSTM(LSTMConfig(10, 8, n_layers=2, dropout=0.5)))
+    plain = LSTM(LSTMConfig(10, 8, n_layers=2))
+    plain.load_state_dict(dropped.state_dict())
+    idx = torch.randint(10, (3, 6))
+    ref_logits, _, ref_state = plain(idx)
+    logits, _, state = dropped.train()(idx)
+    assert not torch.allclose(logits, ref_logits)                        # the output saw dropped units
+    # layer 1's state is untouched; layer 2 read a dropped layer 1, so its state moves
+    assert torch.equal(state[0][0], ref_state[0][0]) and torch.equal(state[0][1], ref_state[0][1])
+    assert not torch.allclose(state[1][1], ref_state[1][1])
+    _, _, one_state = LSTM(LSTMConfig(10, 8, dropout=0.5)).train()(idx, None)
+    assert one_state[0][0].abs().min() > 0                              # h_T is never zeroed by the mask
+    eval_logits, _, eval_state = dropped.eval()(idx)                     # no dropout when evaluating
+    assert torch.equal(eval_logits, ref_logits) and torch.equal(eval_state[1][1], ref_state[1][1])
+
+
 def test_clipping_bounds_the_error_at_the_gates_inputs():
     torch.manual_seed(0)
     a, W_h = torch.randn(3, 5, 8, requires_grad=True), torch.randn(2, 8)
@@ -289,3 +307,26 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_cleanly(tiny_corpus, tmp_p
     assert "Traceback" not in err and "interrupted" in out
     assert load_checkpoint(tmp_path / "model.pt", "lstm")["step"] > 0
     assert "summary: val loss" in out
+
+
+def load_experiment(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sample_stats_counts_known_words_clean_stretches_and_speaker_turns(tiny_corpus, tmp_path, capsys):
+    stats = load_experiment("sample_stats")
+    vocabulary = {"speak", "hear", "me", "first", "citizen"}
+    # "Speak, hear me speak" is the longest stretch of known words (punctuation does not break it)
+    assert stats.known_words("Speak, hear me speak. Xyzzy hear.", vocabulary) == (6, 5 / 6, len("Speak, hear me speak"))
+    assert stats.known_words("... ---", vocabulary) == (0, 0.0, 0)
+    text = "First Citizen:\nSpeak.\n\nAll:\n\nnot a name:\nhear me\n\nROMEO:\nMe.\nMe.\n"
+    assert stats.turns(text) == (4, 2 / 4)                     # "All:" alone and a lower-case name are not
+    sample = tmp_path / "sample.txt"
+    sample.write_text("First Citizen:\nSpeak, speak.\n\nAll:\nWe are resolved.\n", encoding="utf-8")
+    stats.main([str(sample), "--data", str(tiny_corpus)])
+    out = capsys.readouterr().out
+    assert "sample.txt" in out and "validation text" in out and "100%" in out

@@ -5,8 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import ROOT, interrupt_training, run_script
-from test_attention import write_corpus
+from conftest import ROOT, interrupt_training, run_script, toy_translation_corpus
 from transformer.generate import generate
 from transformer.generate import main as generate_main
 from transformer.model import (Block, FeedForward, KVCache, LayerNorm, MultiHeadAttention, TransformerConfig,
@@ -16,7 +15,7 @@ from transformer.train import evaluate, noam_lr, parse_args, translation_loss
 from transformer.train import main as train_main
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import run_main
-from utils.tokenizers import BOS, EOS, PAD
+from utils.tokenizers import BOS, PAD
 from utils.training import scheduled_lr
 from utils.translation import TranslationData, beam_search, collate, greedy_decode
 
@@ -591,7 +590,7 @@ def test_translate_flags():
 
 
 def test_translate_train_then_generate_and_wrong_kinds_of_checkpoint(tmp_path, capsys, scripts_on_one_thread):
-    corpus, ckpt = write_corpus(tmp_path / "corpus"), tmp_path / "mt" / "model.pt"
+    corpus, ckpt = toy_translation_corpus(tmp_path / "corpus"), tmp_path / "mt" / "model.pt"
     r = run_script("transformer", "train.py", "--task", "translate", "--data", corpus, "--epochs", 3,
                    "--eval-every", 2, "--checkpoint", ckpt, "--beam", 2, "--warmup", 2, *MT_TINY)
     assert r.returncode == 0, r.stderr

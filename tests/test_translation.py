@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from conftest import write_parallel_corpus
 from utils import data as data_module
 from utils import translation as tr
 from utils.checkpoint import load_model, save_checkpoint
@@ -391,18 +392,9 @@ def test_a_bad_language_is_a_one_line_error(src, tgt, match):
     assert "\n" not in str(e.value)
 
 
-def write_corpus(folder, pairs_per_split, src="aa", tgt="bb"):
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, pairs in pairs_per_split.items():
-        stem = data_module.MULTI30K_SPLITS[name]
-        for lang, side in ((src, 0), (tgt, 1)):
-            with gzip.open(folder / f"{stem}.{lang}.gz", "wt", encoding="utf-8") as f:
-                f.write("".join(p[side] + "\n" for p in pairs))
-
-
 def test_a_folder_of_parallel_files_and_its_errors(tmp_path):
     pairs = [("Ein Mann\u2028fährt.", "A man rides."), ("Zwei Hunde.", "Two dogs.")]
-    write_corpus(tmp_path / "c", {"train": pairs, "val": pairs[:1], "test": pairs[1:]})
+    write_parallel_corpus(tmp_path / "c", {"train": pairs, "val": pairs[:1], "test": pairs[1:]}, "aa", "bb")
     splits = data_module.load_parallel("aa", "bb", tmp_path / "c")
     assert splits["train"] == ([p[0] for p in pairs], [p[1] for p in pairs])   # U+2028 does not split a line
     for folder, match in [(tmp_path / "none", "no such folder"), ("tinyshakespeare", "language modelling")]:
@@ -431,7 +423,7 @@ def test_offline_multi30k_error_names_url_target_and_data_flag(monkeypatch, tmp_
 def test_translation_data_truncates_with_one_warning_and_drops_empty_pairs(tmp_path, capsys):
     long = " ".join(["wort"] * 12)
     train = [("ein hund .", "a dog ."), ("ein hund läuft .", "a dog runs ."), (long, "a dog ."), ("...", "")]
-    write_corpus(tmp_path, {"train": train, "val": train[:2], "test": train[2:3]})
+    write_parallel_corpus(tmp_path, {"train": train, "val": train[:2], "test": train[2:3]}, "aa", "bb")
     data = tr.TranslationData.load("aa", "bb", min_freq=2, max_len=5, data_dir=tmp_path)
     out = capsys.readouterr()
     assert out.err.count("warning") == 1 and "2 of" in out.err               # the long pair, in train and test
@@ -452,7 +444,7 @@ def tiny_data(tmp_path):
     sentences = [(f"ein {w} mann sieht {v} hund .", f"a {w} man sees {v} dog .")      # lengths 7 to 10
                  for w, v in itertools.product(["alter", "sehr junger", "großer"], ["keinen kleinen braunen", "den"])]
     sentences += sentences[:3]
-    write_corpus(tmp_path, {"train": sentences, "val": sentences[:4], "test": sentences[4:]})
+    write_parallel_corpus(tmp_path, {"train": sentences, "val": sentences[:4], "test": sentences[4:]}, "aa", "bb")
     return tr.TranslationData.load("aa", "bb", min_freq=1, max_len=12, data_dir=tmp_path)
 
 
