@@ -62,9 +62,9 @@ def torch_gru(V, H):
 ROWS = [
     ("rnn (manual BPTT)", lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "manual")), torch_rnn),
     ("rnn (autograd)", lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "autograd")), torch_rnn),
-    # lstm/'s defaults (1 layer, peepholes, LSTM derivatives clipped to [-1, 1]) against nn.LSTM
-    ("lstm (manual BPTT)", lambda V, H: LSTM(LSTMConfig(V, H)), torch_lstm),
-    ("lstm (autograd)", lambda V, H: LSTM(LSTMConfig(V, H, backward="autograd")), torch_lstm),
+    # one layer of lstm/'s cell (peepholes, LSTM derivatives clipped to [-1, 1]) against nn.LSTM
+    ("lstm (manual BPTT)", lambda V, H: LSTM(LSTMConfig(V, H, n_layers=1)), torch_lstm),
+    ("lstm (autograd)", lambda V, H: LSTM(LSTMConfig(V, H, n_layers=1, backward="autograd")), torch_lstm),
     # gru/'s cudnn variant is nn.GRU's unit (the reset after U h); one layer
     ("gru cudnn (manual BPTT)", lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cudnn")), torch_gru),
     ("gru cudnn (autograd)", lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cudnn",

@@ -34,15 +34,16 @@ from utils.init import orthogonal_, uniform_
 @dataclass
 class LSTMConfig:
     vocab_size: int = 65
-    n_hidden: int = 512           # H per layer. DEVIATION: smaller than the paper's text networks
-    n_layers: int = 1             # (§3: one layer of 1000 cells on Penn Treebank, 7 x 700 on Wikipedia)
+    n_hidden: int = 256           # H per layer. DEVIATION: smaller than the paper's text networks
+    n_layers: int = 2             # (§3: one layer of 1000 cells on Penn Treebank, 7 x 700 on Wikipedia)
     peepholes: bool = True        # W_ci, W_cf, W_co of Eqs. (7), (8), (10)
     skip: bool = True             # Fig. 1: input -> every layer, every layer -> output
     backward: str = "manual"      # "manual": LSTMBPTT (below) runs BPTT; "autograd": torch unrolls the loop
     forget_bias: float = 1.0      # DEVIATION: b_f starts at 1 (a common fix, Gers et al. 2000), not 0
     clip_lstm_grads: float | None = 1.0   # clip dL/da to [-v, v] at every step (§2.1; [-1, 1] for text); None: off
     dropout: float = 0.0          # DEVIATION: dropout on each layer's h on its way up and out (Zaremba et
-                                  # al. 2014), never on the recurrence; the paper regularised with weight noise
+                                  # al. 2014), never on the recurrence; the paper regularised with weight noise.
+                                  # train.py trains with 0.25
 
 
 # ---------------------------------------------------------------- the network (§2, Eqs. 1-4)
