@@ -63,6 +63,33 @@ def toy_translation_corpus(folder):
     return write_parallel_corpus(folder, {"train": pairs * 2, "val": pairs[:3], "test": pairs[3:]})
 
 
+def sources(lengths, vocab=11, seed=1):
+    """A padded batch of random source sentences (ids 4.. : no specials), PAD after each length:
+    (src (B, S), src_len (B,)), for the translators' tests."""
+    from utils.tokenizers import PAD
+    g = torch.Generator().manual_seed(seed)
+    src = torch.full((len(lengths), max(lengths)), PAD)
+    for b, n in enumerate(lengths):
+        src[b, :n] = torch.randint(4, vocab, (n,), generator=g)
+    return src, torch.tensor(lengths)
+
+
+def targets(batch, length, vocab=13, seed=2):
+    """Random decoder inputs (B, length) that start with BOS."""
+    from utils.tokenizers import BOS
+    g = torch.Generator().manual_seed(seed)
+    return torch.cat([torch.full((batch, 1), BOS), torch.randint(4, vocab, (batch, length - 1), generator=g)], 1)
+
+
+def load_experiment(name):
+    """experiments/<name>.py as a module (experiments/ is a folder of scripts, not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 # the scripts the tests run train tiny models: one thread each, so that on a shared 2-core machine
 # they never wait on the other core (two threads per tiny op thrash there; see one_thread above)
 SCRIPT_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -7,7 +7,7 @@ from attention.generate import alignment
 from attention.generate import main as generate_main
 from attention.model import AttentionConfig, RNNsearch
 from attention.train import parse_args
-from conftest import assert_one_line_error, run_script, toy_translation_corpus
+from conftest import assert_one_line_error, run_script, sources, targets, toy_translation_corpus
 from test_gru import copy_from_torch_gru, randomise
 from utils.errors import UserError
 from utils.tokenizers import BOS, EOS, PAD
@@ -23,20 +23,6 @@ def tiny_model(seed=0, **kw):
     """Random weights everywhere (biases too), in eval mode."""
     torch.manual_seed(seed)
     return randomise(RNNsearch(AttentionConfig(**{**SIZES, **kw}))).eval()
-
-
-def sources(lengths, vocab=11, seed=1):
-    """A padded batch of random source sentences (ids 4.. : no specials), PAD after each length."""
-    g = torch.Generator().manual_seed(seed)
-    src = torch.full((len(lengths), max(lengths)), PAD)
-    for b, n in enumerate(lengths):
-        src[b, :n] = torch.randint(4, vocab, (n,), generator=g)
-    return src, torch.tensor(lengths)
-
-
-def targets(batch, length, vocab=13, seed=2):
-    g = torch.Generator().manual_seed(seed)
-    return torch.cat([torch.full((batch, 1), BOS), torch.randint(4, vocab, (batch, length - 1), generator=g)], 1)
 
 
 def step_by_step(model, src, src_len, tgt_in):

@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import ROOT, TINY_TEXT, assert_one_line_error, interrupt_training, run_script
+from conftest import TINY_TEXT, assert_one_line_error, interrupt_training, load_experiment, run_script
 from lstm.model import LSTM, LSTMBPTT, LSTMConfig
 from lstm.train import main, parse_args
 from utils.checkpoint import load_checkpoint, save_checkpoint
@@ -307,14 +307,6 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_cleanly(tiny_corpus, tmp_p
     assert "Traceback" not in err and "interrupted" in out
     assert load_checkpoint(tmp_path / "model.pt", "lstm")["step"] > 0
     assert "summary: val loss" in out
-
-
-def load_experiment(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_sample_stats_counts_known_words_clean_stretches_and_speaker_turns(tiny_corpus, tmp_path, capsys):

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import ROOT, interrupt_training, run_script, toy_translation_corpus
+from conftest import ROOT, interrupt_training, load_experiment, run_script, sources, targets, toy_translation_corpus
 from transformer.generate import generate
 from transformer.generate import main as generate_main
 from transformer.model import (Block, FeedForward, KVCache, LayerNorm, MultiHeadAttention, TransformerConfig,
@@ -376,10 +376,7 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_cleanly(tiny_corpus, tmp_p
 
 
 def test_kv_cache_benchmark_runs(capsys):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("kv_cache", ROOT / "experiments" / "kv_cache.py")
-    kv_cache = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kv_cache)
+    kv_cache = load_experiment("kv_cache")
     kv_cache.main(["--tokens", "40", "--block-size", "16", "--layers", "1", "--d-model", "16", "--heads", "2"])
     out = capsys.readouterr().out
     assert "with cache" in out and "without cache" in out and "agree" in out and "DIFFER" not in out
@@ -405,20 +402,6 @@ def tiny_translator(pos="sinusoidal", norm="post", seed=0, scale=0.3, **kwargs):
     torch.manual_seed(seed)
     model = TransformerTranslator(TranslatorConfig(**{**MT_SIZES, "pos": pos, "norm": norm, **kwargs}))
     return randomise(model, scale).eval()
-
-
-def sources(lengths, vocab=11, seed=1):
-    """A padded batch of random source sentences (ids 4.. : no specials), PAD after each length."""
-    g = torch.Generator().manual_seed(seed)
-    src = torch.full((len(lengths), max(lengths)), PAD)
-    for b, n in enumerate(lengths):
-        src[b, :n] = torch.randint(4, vocab, (n,), generator=g)
-    return src, torch.tensor(lengths)
-
-
-def targets(batch, length, vocab=13, seed=2):
-    g = torch.Generator().manual_seed(seed)
-    return torch.cat([torch.full((batch, 1), BOS), torch.randint(4, vocab, (batch, length - 1), generator=g)], 1)
 
 
 def step_by_step(model, src, src_len, tgt_in):
