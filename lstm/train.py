@@ -18,11 +18,12 @@ from utils.batching import check_streams, train_chunks
 from utils.checkpoint import default_path, save_checkpoint
 from utils.data import char_lm_data
 from utils.errors import run_main
-from utils.metrics import bits_per_token, evaluate_recurrent
+from utils.evaluation import validation_loss
+from utils.metrics import bits_per_token
 from utils.sampling import generate_recurrent, sample_text
-from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
-                            pick_device, positive_float, positive_int, print_config, probability,
-                            resume_training, scheduled_lr, set_lr, set_seed, summary_line)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
+                            count_parameters, finish_run, pick_device, positive_float, positive_int,
+                            print_config, probability, resume_training, scheduled_lr, set_lr, set_seed)
 
 MODEL_TYPE = "lstm"
 
@@ -41,6 +42,7 @@ def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, epochs=2400, lr=3e-3, batch_size=32, eval_every=500, folder="lstm",
                     schedule="cosine")
+    add_lm_args(parser)
     d = LSTMConfig()
     m = parser.add_argument_group("model (Graves 2013, §2 and §2.1)")
     m.add_argument("--n-hidden", type=positive_int, default=d.n_hidden,
@@ -96,17 +98,19 @@ def main(argv=None):
                         config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
                         step=step, best_val_loss=min(best_val, val_loss))
 
-    def evaluate():
-        return evaluate_recurrent(model, val_data, args.batch_size, args.bptt, device)
+    def validate(final=False):
+        """utils/evaluation.py's protocol: the state carried through the whole split"""
+        return validation_loss(model, val_data, device, args, final=final)
 
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume)
+    budget = Budget.from_args(args, start)
+    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
     state = None                                             # h_0 = c_0 = 0 in every layer, made by the model
-    step = start
+    step, val_loss = start, None
     try:
-        while step < args.epochs:
-            # set the learning rate
-            lr = scheduled_lr(args.schedule, step, args.epochs, args.lr)
+        while not budget.done(step):
+            # set the learning rate (with --minutes, over the steps the budget is projected to allow)
+            lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
             set_lr(optimizer, lr)
             # the next chunk: T more steps of each of the B streams, continuing the previous chunk
             x, y, first_of_a_pass = next(chunks)
@@ -126,23 +130,23 @@ def main(argv=None):
             step += 1
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
-            if step % args.eval_every == 0 or step == args.epochs:
-                val_loss = evaluate()
-                log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
-                          f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
-                save(step, val_loss)
-                best_val = min(best_val, val_loss)
-            if args.sample_every and step % args.sample_every == 0:
-                log.print(sample_text(model, tokenizer, generate_recurrent))
+            with budget.paused():
+                if budget.eval_due(step):
+                    val_loss = validate()
+                    log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
+                              f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
+                    save(step, val_loss)
+                    best_val = min(best_val, val_loss)
+                if args.sample_every and step % args.sample_every == 0:
+                    log.print(sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
     except KeyboardInterrupt:
         log.print(f"interrupted at step {step}: saving {path}")
-        val_loss = evaluate()
+        val_loss = validate(final=True)
         save(step, val_loss)
-    log.close()
-    print(sample_text(model, tokenizer, generate_recurrent))
-    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
-    print(f"checkpoint: {path}")
+    if args.fast_val:
+        val_loss = validate(final=True)
+    finish_run(log, model, path, val_loss, sample_text(model, tokenizer, generate_recurrent))
 
 
 if __name__ == "__main__":

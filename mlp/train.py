@@ -14,15 +14,15 @@ import torch
 
 from mlp.generate import generate, padding_id
 from mlp.model import MLPConfig, NPLM
-from utils.batching import random_blocks, sliding_windows
+from utils.batching import random_blocks
 from utils.checkpoint import default_path, save_checkpoint
 from utils.data import char_lm_data
 from utils.errors import UserError, run_main
-from utils.metrics import mean_loss
+from utils.evaluation import validation_loss
 from utils.sampling import sample_text
-from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
-                            pick_device, positive_int, print_config, resume_training, scheduled_lr, set_lr,
-                            set_seed, summary_line)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
+                            count_parameters, finish_run, pick_device, positive_int, print_config,
+                            resume_training, scheduled_lr, set_lr, set_seed)
 
 MODEL_TYPE = "mlp"
 
@@ -31,6 +31,7 @@ def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, epochs=20000, lr=3e-3, batch_size=256, eval_every=2000, folder="mlp",
                     schedule="cosine")
+    add_lm_args(parser)
     d = MLPConfig()
     m = parser.add_argument_group("model (Bengio et al. 2003, §2)")
     m.add_argument("--context", type=positive_int, default=d.context,
@@ -46,12 +47,6 @@ def parse_args(argv=None):
     parser.add_argument("--weight-decay", type=float, default=0.0,
                         help="decoupled weight decay of AdamW (default: 0; the paper used 1e-4 with SGD)")
     return parser.parse_args(argv)
-
-
-def evaluate(model, data, device):
-    """Mean loss over every position of `data` that has a full window before it."""
-    windows = sliding_windows(data, model.config.context, batch_size=8192)
-    return mean_loss(model, ((x.to(device), y.to(device)) for x, y in windows))
 
 
 def sample(model, tokenizer):
@@ -85,12 +80,17 @@ def main(argv=None):
                         config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
                         step=step, best_val_loss=min(best_val, val_loss))
 
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume)
-    step = start
+    def validate(final=False):
+        """utils/evaluation.py's protocol: every character once, each with its own window"""
+        return validation_loss(model, val_data, device, args, padding_id(tokenizer), final)
+
+    budget = Budget.from_args(args, start)
+    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    step, val_loss = start, None
     try:
-        while step < args.epochs:
-            # set the learning rate
-            lr = scheduled_lr(args.schedule, step, args.epochs, args.lr)
+        while not budget.done(step):
+            # set the learning rate (with --minutes, over the steps the budget is projected to allow)
+            lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
             set_lr(optimizer, lr)
             # a batch: B random windows of n-1 characters and the character that follows each
             x, y = random_blocks(train_data, args.batch_size, config.context)
@@ -104,22 +104,22 @@ def main(argv=None):
             step += 1
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
-            if step % args.eval_every == 0 or step == args.epochs:
-                val_loss = evaluate(model, val_data, device)
-                log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | lr {lr:.1e}")
-                save(step, val_loss)
-                best_val = min(best_val, val_loss)
-            if args.sample_every and step % args.sample_every == 0:
-                log.print(sample(model, tokenizer))
+            with budget.paused():
+                if budget.eval_due(step):
+                    val_loss = validate()
+                    log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | lr {lr:.1e}")
+                    save(step, val_loss)
+                    best_val = min(best_val, val_loss)
+                if args.sample_every and step % args.sample_every == 0:
+                    log.print(sample(model, tokenizer))
             log.step(step, loss.item(), lr, grad_norm, tokens=len(y), val_loss=val_loss)
     except KeyboardInterrupt:
         log.print(f"interrupted at step {step}: saving {path}")
-        val_loss = evaluate(model, val_data, device)
+        val_loss = validate(final=True)
         save(step, val_loss)
-    log.close()
-    print(sample(model, tokenizer))
-    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
-    print(f"checkpoint: {path}")
+    if args.fast_val:
+        val_loss = validate(final=True)
+    finish_run(log, model, path, val_loss, sample(model, tokenizer))
 
 
 if __name__ == "__main__":

@@ -19,12 +19,13 @@ from utils.batching import check_streams, stream_batches, train_chunks
 from utils.checkpoint import default_path, load_checkpoint, load_weights, save_checkpoint
 from utils.data import char_lm_data, load_corpus, split
 from utils.errors import UserError, run_main
+from utils.evaluation import evaluate_lm, validation_loss
 from utils.metrics import bits_per_token, evaluate_recurrent
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import tokenizer_from_dict
-from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
-                            pick_device, positive_float, positive_int, print_config, resume_training,
-                            scheduled_lr, set_lr, set_seed, summary_line)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
+                            count_parameters, finish_run, pick_device, positive_float, positive_int,
+                            print_config, resume_training, scheduled_lr, set_lr, set_seed)
 
 MODEL_TYPE = "rnn"
 MIN_IMPROVEMENT = 0.003   # the mikolov schedule halves the lr below this relative improvement (§2)
@@ -34,6 +35,7 @@ def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, epochs=5000, lr=3e-3, batch_size=32, eval_every=1000, folder="rnn",
                     schedule="cosine", schedules=("constant", "cosine", "mikolov"))
+    add_lm_args(parser)
     d = RNNConfig()
     m = parser.add_argument_group("model (Mikolov et al. 2010, §2)")
     m.add_argument("--n-hidden", type=positive_int, default=d.n_hidden,
@@ -101,11 +103,14 @@ def evaluate_only(args, device):
     model = load_weights(ElmanRNN(config), ckpt, path).to(device)
     print(f"{path}: step {ckpt['step']}, {len(val_data):,} validation characters as "
           f"{args.batch_size} streams in chunks of {args.bptt}")
-    static = evaluate_recurrent(model, val_data, args.batch_size, args.bptt, device)
-    line = f"val loss: static {static:.4f} nats, {bits_per_token(static):.3f} bpc"
+    static = evaluate_lm(model, val_data, device)
+    line = f"val loss: static {static:.4f} nats, {bits_per_token(static):.3f} bpc (utils/evaluation.py)"
     if args.dynamic:
+        # dynamic evaluation reads B streams from a zero state: set it beside the static loss of the same read
+        streams = evaluate_recurrent(model, val_data, args.batch_size, args.bptt, device)
         dynamic = dynamic_evaluate(model, val_data, args.batch_size, args.bptt, args.dynamic_lr, device)
-        line += f" | dynamic {dynamic:.4f} nats, {bits_per_token(dynamic):.3f} bpc (lr {args.dynamic_lr})"
+        line += (f" | over the same {args.batch_size} streams: static {streams:.4f}, dynamic {dynamic:.4f} nats, "
+                 f"{bits_per_token(dynamic):.3f} bpc (lr {args.dynamic_lr})")
     print(line)
 
 
@@ -143,18 +148,20 @@ def main(argv=None):
                         config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
                         step=step, best_val_loss=min(best_val, val_loss))
 
-    def evaluate():
-        return evaluate_recurrent(model, val_data, args.batch_size, args.bptt, device)
+    def validate(final=False):
+        """utils/evaluation.py's protocol: the state carried through the whole split"""
+        return validation_loss(model, val_data, device, args, final=final)
 
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume)
+    budget = Budget.from_args(args, start)
+    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
     state = None                                             # s(0): zeros, made by the model
-    step = start
+    step, val_loss = start, None
     try:
-        while step < args.epochs:
+        while not budget.done(step):
             # set the learning rate (the mikolov schedule changes it only after a validation, below)
             if args.schedule != "mikolov":
-                lr = scheduled_lr(args.schedule, step, args.epochs, args.lr)
+                lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
             set_lr(optimizer, lr)
             # the next chunk: T more steps of each of the B streams, continuing the previous chunk
             x, y, first_of_a_pass = next(chunks)
@@ -172,26 +179,26 @@ def main(argv=None):
             step += 1
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
-            if step % args.eval_every == 0 or step == args.epochs:
-                val_loss = evaluate()
-                log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
-                          f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
-                if args.schedule == "mikolov":
-                    lr = mikolov_lr(lr, val_loss, best_val)  # halve α unless val improved by 0.3%
-                    set_lr(optimizer, lr)                    # (so that the checkpoint keeps it)
-                save(step, val_loss)
-                best_val = min(best_val, val_loss)
-            if args.sample_every and step % args.sample_every == 0:
-                log.print(sample_text(model, tokenizer, generate_recurrent))
+            with budget.paused():
+                if budget.eval_due(step):
+                    val_loss = validate()
+                    log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
+                              f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
+                    if args.schedule == "mikolov":
+                        lr = mikolov_lr(lr, val_loss, best_val)  # halve α unless val improved by 0.3%
+                        set_lr(optimizer, lr)                    # (so that the checkpoint keeps it)
+                    save(step, val_loss)
+                    best_val = min(best_val, val_loss)
+                if args.sample_every and step % args.sample_every == 0:
+                    log.print(sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
     except KeyboardInterrupt:
         log.print(f"interrupted at step {step}: saving {path}")
-        val_loss = evaluate()
+        val_loss = validate(final=True)
         save(step, val_loss)
-    log.close()
-    print(sample_text(model, tokenizer, generate_recurrent))
-    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
-    print(f"checkpoint: {path}")
+    if args.fast_val:
+        val_loss = validate(final=True)
+    finish_run(log, model, path, val_loss, sample_text(model, tokenizer, generate_recurrent))
 
 
 if __name__ == "__main__":

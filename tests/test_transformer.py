@@ -11,7 +11,8 @@ from transformer.generate import main as generate_main
 from transformer.model import (Block, FeedForward, KVCache, LayerNorm, MultiHeadAttention, TransformerConfig,
                                TransformerLM, TransformerTranslator, TranslatorConfig, attention, rotary, rotate,
                                sinusoids)
-from transformer.train import evaluate, noam_lr, parse_args, translation_loss
+from transformer.train import noam_lr, parse_args, translation_loss
+from utils.evaluation import fast_estimate
 from transformer.train import main as train_main
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import run_main
@@ -301,7 +302,7 @@ def test_lr_default_depends_on_the_schedule():
     assert (args.norm, args.pos, args.tie, args.d_ff) == ("post", "sinusoidal", False, None)
 
 
-def test_evaluate_scores_every_position_once_in_blocks_of_the_block_size():
+def test_fast_estimate_scores_every_position_once_in_blocks_of_the_block_size():
     class Recorder(nn.Module):
         """Its 'loss' is the mean target id, so mean_loss returns the mean over the targets it saw."""
         config = TransformerConfig(block_size=16)
@@ -314,7 +315,7 @@ def test_evaluate_scores_every_position_once_in_blocks_of_the_block_size():
     data = torch.randint(50, (1000,))
     streams = (1000 - 1) // 16
     scored = data[1:(999 // streams) * streams + 1].float()           # all but the last (999 % streams)
-    assert evaluate(Recorder(), data, "cpu") == pytest.approx(scored.mean().item(), rel=1e-6)
+    assert fast_estimate(Recorder(), data, "cpu") == pytest.approx(scored.mean().item(), rel=1e-6)
 
 
 def one_line_error(capsys, main, *argv):

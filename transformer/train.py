@@ -28,15 +28,16 @@ import torch.nn.functional as F
 
 from transformer.generate import generate
 from transformer.model import TransformerConfig, TransformerLM, TransformerTranslator, TranslatorConfig
-from utils.batching import random_blocks, stream_batches
+from utils.batching import random_blocks
 from utils.checkpoint import default_path, save_checkpoint
 from utils.data import char_lm_data
 from utils.errors import UserError, run_main
-from utils.metrics import bits_per_token, mean_loss
+from utils.evaluation import validation_loss
+from utils.metrics import bits_per_token
 from utils.sampling import sample_text
-from utils.training import (ArgumentParser, TrainLog, add_common_args, clip_gradients, count_parameters,
-                            pick_device, positive_int, print_config, probability, resume_training, scheduled_lr,
-                            set_lr, set_seed, summary_line)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
+                            count_parameters, finish_run, pick_device, positive_int, print_config, probability,
+                            resume_training, scheduled_lr, set_lr, set_seed)
 from utils.tokenizers import PAD
 from utils.translation import TranslationData, add_translation_args
 from utils.translation_training import evaluate_checkpoint, train_translator
@@ -44,7 +45,6 @@ from utils.translation_training import evaluate_checkpoint, train_translator
 MODEL_TYPE = "transformer"
 TRANSLATE_TYPE = "transformer_mt"    # its checkpoint: checkpoints/transformer_mt/model.pt
 TASKS = ("lm", "translate")
-EVAL_STREAMS = 128   # validation reads the split as up to this many streams of non-overlapping blocks
 SCHEDULES = ("constant", "cosine", "noam")
 # per task: the flags' defaults. lr: for constant and cosine; noam's is a factor on Eq. 3 (lr_noam)
 DEFAULTS = {
@@ -78,6 +78,8 @@ def parse_args(argv=None):
                     schedules=SCHEDULES)
     if task == "translate":
         add_translation_args(parser)
+    else:
+        add_lm_args(parser)
     # --lr's default depends on --schedule: a rate, or a factor on the paper's rate
     lr_flag = next(a for a in parser._actions if a.dest == "lr")
     lr_flag.default = None
@@ -152,20 +154,12 @@ def make_optimizer(model, args):
                               {"params": vectors, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, args.beta2))
 
 
-def learning_rate(args, step, d_model):
-    """The rate of optimizer step `step` (from 0): --schedule's, or the paper's noam."""
+def learning_rate(args, step, d_model, total=None):
+    """The rate of optimizer step `step` (from 0) of `total` (default --epochs): --schedule's, or
+    the paper's noam."""
     if args.schedule == "noam":
         return noam_lr(step + 1, d_model, args.warmup, args.lr)
-    return scheduled_lr(args.schedule, step, args.epochs, args.lr, args.warmup)
-
-
-def evaluate(model, data, device):
-    """Mean loss over the whole split, read as non-overlapping blocks of block_size characters (the
-    split cut into up to EVAL_STREAMS contiguous streams, chunk after chunk): every character but
-    the last few is scored once, with 0 to block_size - 1 characters before it, as in training."""
-    T = model.config.block_size
-    streams = max(1, min(EVAL_STREAMS, (len(data) - 1) // T))
-    return mean_loss(model, ((x.to(device), y.to(device)) for x, y in stream_batches(data, streams, T)))
+    return scheduled_lr(args.schedule, step, total or args.epochs, args.lr, args.warmup)
 
 
 def train_lm(args):
@@ -198,12 +192,17 @@ def train_lm(args):
                         config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
                         step=step, best_val_loss=min(best_val, val_loss))
 
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume)
-    step = start
+    def validate(final=False):
+        """utils/evaluation.py's protocol: windows sliding by half a block"""
+        return validation_loss(model, val_data, device, args, final=final)
+
+    budget = Budget.from_args(args, start)
+    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    step, val_loss = start, None
     try:
-        while step < args.epochs:
+        while not budget.done(step):
             # set the learning rate: --schedule's, or the paper's (noam_lr, Eq. 3)
-            lr = learning_rate(args, step, config.d_model)
+            lr = learning_rate(args, step, config.d_model, budget.total(step))
             set_lr(optimizer, lr)
             # a batch: B random blocks of T characters, and the character after each position
             x, y = random_blocks(train_data, args.batch_size, config.block_size)
@@ -219,25 +218,25 @@ def train_lm(args):
             step += 1
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
-            if step % args.eval_every == 0 or step == args.epochs:
-                ms = 1e3 * log.wall / (step - start)                # training and earlier validations
-                val_loss = evaluate(model, val_data, device)
-                log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
-                          f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e} | {ms:.1f} ms/step | "
-                          f"{log.tokens_per_s / 1e3:.0f}k tok/s")
-                save(step, val_loss)
-                best_val = min(best_val, val_loss)
-            if args.sample_every and step % args.sample_every == 0:
-                log.print(sample_text(model, tokenizer, generate))
+            with budget.paused():
+                if budget.eval_due(step):
+                    ms = 1e3 * log.wall / (step - start)                # training and earlier validations
+                    val_loss = validate()
+                    log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
+                              f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e} | {ms:.1f} ms/step | "
+                              f"{log.tokens_per_s / 1e3:.0f}k tok/s")
+                    save(step, val_loss)
+                    best_val = min(best_val, val_loss)
+                if args.sample_every and step % args.sample_every == 0:
+                    log.print(sample_text(model, tokenizer, generate))
             log.step(step, loss.item(), lr, grad_norm, tokens=x.numel(), val_loss=val_loss)
     except KeyboardInterrupt:
         log.print(f"interrupted at step {step}: saving {path}")
-        val_loss = evaluate(model, val_data, device)
+        val_loss = validate(final=True)
         save(step, val_loss)
-    log.close()
-    print(sample_text(model, tokenizer, generate))
-    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
-    print(f"checkpoint: {path}")
+    if args.fast_val:
+        val_loss = validate(final=True)
+    finish_run(log, model, path, val_loss, sample_text(model, tokenizer, generate))
 
 
 def translation_loss(model, batch, label_smoothing=0.0):

@@ -27,6 +27,7 @@ def save_checkpoint(path, **fields):
     missing = [k for k in KEYS if k not in fields]
     if missing:
         raise ValueError(f"checkpoint is missing {missing}")
+    fields["best_val_loss"] = float(fields["best_val_loss"])   # not an Evaluation: plain data only
     atomic_write(path, lambda f: torch.save(fields, f))
 
 

@@ -8,6 +8,7 @@ import math
 import random
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -89,6 +90,22 @@ def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, sched
     return parser
 
 
+def add_lm_args(parser):
+    """The flags of the language models' train.py (not the translators'): a CPU-time budget, and
+    how validation is done during training."""
+    g = parser.add_argument_group("budget and validation (utils/evaluation.py has the protocol)")
+    g.add_argument("--minutes", type=positive_float, default=None,
+                   help="train for this many minutes of the process's CPU time (validation not "
+                        "counted) instead of --epochs steps; the schedule ends with the budget "
+                        "(default: off)")
+    g.add_argument("--eval-every-minutes", type=positive_float, default=None,
+                   help="with --minutes: validate every this many CPU-minutes instead (default: off)")
+    g.add_argument("--fast-val", action="store_true",
+                   help="validate during training with the older, cheaper estimate (utils/evaluation.py "
+                        "fast_estimate); the closing summary is always the full protocol")
+    return parser
+
+
 def print_config(args, config):
     print("config: " + " ".join(f"{k}={v}" for k, v in vars(config).items()))
     print("run:    " + " ".join(f"{k}={v}" for k, v in vars(args).items()))
@@ -118,6 +135,71 @@ def pick_device(name="auto"):
 
 def count_parameters(model):
     return sum(p.numel() for p in model.parameters())
+
+
+# ---------------------------------------------------------------- how long to train
+
+class Budget:
+    """--epochs N optimizer steps, or --minutes M of this process's CPU time spent training.
+
+    With minutes, `total(step)` projects the run's length from the pace so far, so that a schedule
+    over `total` ends with the budget; time inside `with budget.paused():` (validation, saving,
+    samples) is not counted. `eval_due(step)` says when to validate: every eval_every steps, or
+    every eval_every_minutes of the budget, and at the end."""
+
+    def __init__(self, epochs, minutes=None, eval_every=None, eval_every_minutes=None, start=0):
+        self.last = (None, False)          # done() is asked more than once a step: one answer a step
+        self.epochs, self.seconds = epochs, None if minutes is None else 60.0 * minutes
+        self.eval_every = eval_every
+        self.eval_seconds = None if eval_every_minutes is None else 60.0 * eval_every_minutes
+        self.start, self.used, self.next_eval = start, 0.0, self.eval_seconds
+        self.clock = time.process_time()
+
+    def _count(self):
+        now = time.process_time()
+        self.used += now - self.clock
+        self.clock = now
+
+    def total(self, step):
+        if self.seconds is None:
+            return self.epochs
+        self._count()
+        if self.used <= 0 or step <= self.start:
+            return max(self.epochs, step + 1)
+        return max(step + 1, self.start + round((step - self.start) * self.seconds / self.used))
+
+    def done(self, step):
+        if self.seconds is None:
+            return step >= self.epochs
+        if self.last[0] != step:
+            self._count()
+            self.last = (step, self.used >= self.seconds)
+        return self.last[1]
+
+    def eval_due(self, step):
+        if self.done(step):
+            return True
+        if self.eval_seconds is not None and self.seconds is not None:
+            if self.used >= self.next_eval:
+                self.next_eval += self.eval_seconds
+                return True
+            return False
+        return step % self.eval_every == 0
+
+    @classmethod
+    def from_args(cls, args, start=0):
+        """The budget of a train.py's --epochs, --minutes, --eval-every and --eval-every-minutes."""
+        if args.minutes is not None and args.resume:
+            raise UserError("--minutes starts a run: resume with --epochs (the checkpoint's step count)")
+        return cls(args.epochs, args.minutes, args.eval_every, args.eval_every_minutes, start)
+
+    @contextmanager
+    def paused(self):
+        self._count()
+        try:
+            yield
+        finally:
+            self.clock = time.process_time()
 
 
 # ---------------------------------------------------------------- gradients and schedules
@@ -190,12 +272,13 @@ def resume_training(path, model_type, config, model, optimizer, epochs, ignore=(
 # ---------------------------------------------------------------- progress, log, summary
 
 class TrainLog:
-    """A tqdm bar over the steps and a CSV file beside the checkpoint
-    (step, train_loss, val_loss, lr, grad_norm, tokens_per_s); appends when resuming."""
+    """A tqdm bar over the steps and a CSV file beside the checkpoint (step, train_loss, val_loss, lr,
+    grad_norm, tokens_per_s, and since the start of this process tokens_seen and train_cpu_s: the
+    CPU seconds of training that a Budget counted); appends when resuming."""
 
-    FIELDS = ["step", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s"]
+    FIELDS = ["step", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "tokens_seen", "train_cpu_s"]
 
-    def __init__(self, csv_path, start_step, total_steps, resume=False):
+    def __init__(self, csv_path, start_step, total_steps, resume=False, budget=None):
         csv_path = Path(csv_path)
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not (resume and csv_path.exists())
@@ -209,11 +292,15 @@ class TrainLog:
         self.last_time = self.start_time
         self.tokens = 0
         self.window_tokens = 0
+        self.budget = budget               # with --minutes the bar's total follows its projection
 
-    def step(self, step, loss, lr, grad_norm, tokens, val_loss=None, log_every=10):
+    def step(self, step, loss, lr, grad_norm, tokens, val_loss=None, log_every=10, cpu_s=None):
         """Record one optimizer step; writes a CSV row every `log_every` steps and at validation."""
         self.tokens += tokens
         self.window_tokens += tokens
+        if self.budget is not None:
+            self.bar.total = self.budget.total(step)
+            cpu_s = self.budget.used
         self.bar.update(1)
         if step % log_every == 0 or val_loss is not None:
             now = time.time()
@@ -221,7 +308,8 @@ class TrainLog:
             self.last_time, self.window_tokens = now, 0
             self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.1e}", tok_s=f"{tok_s / 1e3:.0f}k")
             self.writer.writerow([step, f"{loss:.5f}", "" if val_loss is None else f"{val_loss:.5f}",
-                                  f"{lr:.3e}", f"{grad_norm:.4f}", f"{tok_s:.0f}"])
+                                  f"{lr:.3e}", f"{grad_norm:.4f}", f"{tok_s:.0f}", self.tokens,
+                                  "" if cpu_s is None else f"{cpu_s:.2f}"])
             self.file.flush()
 
     def print(self, message):
@@ -240,8 +328,20 @@ class TrainLog:
         return self.tokens / max(self.wall, 1e-9)
 
 
+def finish_run(log, model, path, val_loss, sample):
+    """The end of every LM train.py, finished or interrupted: close the bar and the log, print a
+    sample, the summary line and where the checkpoint is."""
+    log.close()
+    print(sample)
+    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
+    print(f"checkpoint: {path}")
+
+
 def summary_line(val_loss, parameters, tokens_per_s, wall_s):
-    """The one line every train.py prints at the end."""
+    """The one line every train.py prints at the end; val loss under utils/evaluation.py's protocol
+    (an Evaluation, which says how many characters it scored), or a translator's plain float."""
+    scored = getattr(val_loss, "count", None)
     return (f"summary: val loss {val_loss:.4f} nats | bpc {bits_per_token(val_loss):.3f} | "
             f"ppl {perplexity(val_loss):.2f} | params {parameters:,} | "
-            f"{tokens_per_s / 1e3:.1f}k tok/s | wall {wall_s:.0f}s")
+            f"{tokens_per_s / 1e3:.1f}k tok/s | wall {wall_s:.0f}s"
+            + ("" if scored is None else f" | scored {scored:,} chars"))
