@@ -226,7 +226,8 @@ def main(argv=None):
         print(f"threads: {args.threads} per run (OMP_NUM_THREADS), {args.jobs} runs at a time")
         print(f"matched size: {sizes.describe()}")
         run_study(args, todo, records_path)
-    report = write_report(args, asked, read_records(records_path, args.data), sizes, out, command)
+    quick = sum(r.minutes for r in plan(parse_args(["--quick"]), sizes)[0])
+    report = write_report(args, asked, read_records(records_path, args.data), sizes, out, command, quick)
     print(f"report: {report}")
 
 
