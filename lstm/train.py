@@ -15,7 +15,7 @@ import torch
 
 from lstm.model import LSTM, LSTMConfig
 from utils.batching import check_streams, train_chunks
-from utils.checkpoint import default_path, save_checkpoint
+from utils.checkpoint import RunSaver, default_path
 from utils.data import char_lm_data
 from utils.errors import run_main
 from utils.evaluation import validation_loss
@@ -93,10 +93,7 @@ def main(argv=None):
                                           ignore=("backward", "dropout"))
     print(f"parameters: {count_parameters(model):,}")
 
-    def save(step, val_loss):
-        save_checkpoint(path, model_type=MODEL_TYPE, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
-                        step=step, best_val_loss=min(best_val, val_loss))
+    save = RunSaver(path, MODEL_TYPE, model, optimizer, config, args, tokenizer, best_val)
 
     def validate(final=False):
         """utils/evaluation.py's protocol: the state carried through the whole split"""
@@ -136,7 +133,6 @@ def main(argv=None):
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
                               f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
                     save(step, val_loss)
-                    best_val = min(best_val, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
                     log.print(sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)

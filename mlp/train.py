@@ -15,7 +15,7 @@ import torch
 from mlp.generate import generate, padding_id
 from mlp.model import MLPConfig, NPLM
 from utils.batching import random_blocks
-from utils.checkpoint import default_path, save_checkpoint
+from utils.checkpoint import RunSaver, default_path
 from utils.data import char_lm_data
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
@@ -75,10 +75,7 @@ def main(argv=None):
         start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs)
     print(f"parameters: {count_parameters(model):,}")
 
-    def save(step, val_loss):
-        save_checkpoint(path, model_type=MODEL_TYPE, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
-                        step=step, best_val_loss=min(best_val, val_loss))
+    save = RunSaver(path, MODEL_TYPE, model, optimizer, config, args, tokenizer, best_val)
 
     def validate(final=False):
         """utils/evaluation.py's protocol: every character once, each with its own window"""
@@ -109,7 +106,6 @@ def main(argv=None):
                     val_loss = validate()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | lr {lr:.1e}")
                     save(step, val_loss)
-                    best_val = min(best_val, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
                     log.print(sample(model, tokenizer))
             log.step(step, loss.item(), lr, grad_norm, tokens=len(y), val_loss=val_loss)

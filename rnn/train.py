@@ -16,7 +16,7 @@ import torch
 
 from rnn.model import ElmanRNN, RNNConfig
 from utils.batching import check_streams, stream_batches, train_chunks
-from utils.checkpoint import default_path, load_checkpoint, load_weights, save_checkpoint
+from utils.checkpoint import RunSaver, default_path, load_checkpoint, load_weights
 from utils.data import char_lm_data, load_corpus, split
 from utils.errors import UserError, run_main
 from utils.evaluation import evaluate_lm, validation_loss
@@ -143,10 +143,7 @@ def main(argv=None):
         lr = optimizer.param_groups[0]["lr"]                 # where the mikolov schedule had got to
     print(f"parameters: {count_parameters(model):,}")
 
-    def save(step, val_loss):
-        save_checkpoint(path, model_type=MODEL_TYPE, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
-                        step=step, best_val_loss=min(best_val, val_loss))
+    save = RunSaver(path, MODEL_TYPE, model, optimizer, config, args, tokenizer, best_val)
 
     def validate(final=False):
         """utils/evaluation.py's protocol: the state carried through the whole split"""
@@ -185,10 +182,9 @@ def main(argv=None):
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
                               f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
                     if args.schedule == "mikolov":
-                        lr = mikolov_lr(lr, val_loss, best_val)  # halve α unless val improved by 0.3%
+                        lr = mikolov_lr(lr, val_loss, save.best_val_loss)  # halve α unless val improved by 0.3%
                         set_lr(optimizer, lr)                    # (so that the checkpoint keeps it)
                     save(step, val_loss)
-                    best_val = min(best_val, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
                     log.print(sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)

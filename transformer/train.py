@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from transformer.generate import generate
 from transformer.model import TransformerConfig, TransformerLM, TransformerTranslator, TranslatorConfig
 from utils.batching import random_blocks
-from utils.checkpoint import default_path, save_checkpoint
+from utils.checkpoint import RunSaver, default_path
 from utils.data import char_lm_data
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
@@ -187,10 +187,7 @@ def train_lm(args):
                                           ignore=("dropout",))
     print(f"parameters: {count_parameters(model):,}")
 
-    def save(step, val_loss):
-        save_checkpoint(path, model_type=MODEL_TYPE, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        config=vars(config), args=vars(args), tokenizer=tokenizer.to_dict(),
-                        step=step, best_val_loss=min(best_val, val_loss))
+    save = RunSaver(path, MODEL_TYPE, model, optimizer, config, args, tokenizer, best_val)
 
     def validate(final=False):
         """utils/evaluation.py's protocol: windows sliding by half a block"""
@@ -226,7 +223,6 @@ def train_lm(args):
                               f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e} | {ms:.1f} ms/step | "
                               f"{log.tokens_per_s / 1e3:.0f}k tok/s")
                     save(step, val_loss)
-                    best_val = min(best_val, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
                     log.print(sample_text(model, tokenizer, generate))
             log.step(step, loss.item(), lr, grad_norm, tokens=x.numel(), val_loss=val_loss)

@@ -31,6 +31,23 @@ def save_checkpoint(path, **fields):
     atomic_write(path, lambda f: torch.save(fields, f))
 
 
+class RunSaver:
+    """save(step, val_loss): a train.py's checkpoint of its run at this step. Holds what does not
+    change between saves (the path, the model and optimizer whose state is saved, config, args,
+    tokenizer) and the best validation loss so far, which every save updates."""
+
+    def __init__(self, path, model_type, model, optimizer, config, args, tokenizer, best_val_loss=float("inf")):
+        self.path, self.model_type, self.model, self.optimizer = path, model_type, model, optimizer
+        self.config, self.args, self.tokenizer = config, args, tokenizer
+        self.best_val_loss = best_val_loss
+
+    def __call__(self, step, val_loss):
+        self.best_val_loss = min(self.best_val_loss, float(val_loss))
+        save_checkpoint(self.path, model_type=self.model_type, model=self.model.state_dict(),
+                        optimizer=self.optimizer.state_dict(), config=vars(self.config), args=vars(self.args),
+                        tokenizer=self.tokenizer.to_dict(), step=step, best_val_loss=self.best_val_loss)
+
+
 def load_checkpoint(path, model_type):
     """The checkpoint dict at path; a clear UserError if it is missing, unreadable, or made by
     another model (an LSTM checkpoint handed to the GRU's generate.py). model_type None: any model
