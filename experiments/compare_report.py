@@ -170,6 +170,8 @@ def plot_curves(parts, kn_best, path):
                 ax.plot(x / scale, y / LN2, color=COLORS[model], label=f"{model} ({len(runs)} seeds)")
                 ax.fill_between(x / scale, lo / LN2, hi / LN2, color=COLORS[model], alpha=0.2)
             ax.axhline(kn_best[1] / LN2, color="black", ls="--", lw=1, label=f"Kneser-Ney {kn_best[0]}-gram")
+            if axis == 1:
+                ax.set_xscale("log")          # the MLP reads ten times more characters than the Transformer
             ax.set_xlabel(label)
             ax.set_ylabel("validation bits per character")
             ax.set_title(f"{title}: mean over seeds, min-max shaded")
