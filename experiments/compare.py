@@ -182,8 +182,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=1337, help="the first seed; then seed+1, ... (default: 1337)")
     parser.add_argument("--parts", default=",".join(PARTS),
                         help=f"which parts of the study, comma-separated among {', '.join(PARTS)} (default: all)")
-    parser.add_argument("--scaling-minutes", type=str, default="2,8",
-                        help="CPU-minute budgets of the scaling part, comma-separated (default: 2,8)")
+    parser.add_argument("--scaling-minutes", type=str, default="1,4",
+                        help="CPU-minute budgets of the scaling part, comma-separated (default: 1,4)")
     parser.add_argument("--bn-minutes", type=positive_float, default=0.5,
                         help="CPU-minutes of each batch-norm sweep run (default: 0.5)")
     parser.add_argument("--bn-seeds", type=positive_int, default=3,

@@ -309,7 +309,7 @@ def write_report(args, asked, records, sizes, out, command, quick_minutes):
     kn_best = min(kn.items(), key=lambda kv: kv[1][0])
     kn_best = (kn_best[0], kn_best[1][0], kn_best[1])
     budget = args.minutes
-    used = [by_key[r.key] for r in asked if r.key in by_key]
+    used = list({r.key: by_key[r.key] for r in asked if r.key in by_key}.values())   # each run once
     L = [f"# The journey in numbers: every language model under one protocol", "",
          f"Written by `{command}` on {datetime.date.today()}; the runs it reports ran "
          f"{min((r['date'] for r in used), default='-')} to {max((r['date'] for r in used), default='-')} "
@@ -376,7 +376,7 @@ def write_report(args, asked, records, sizes, out, command, quick_minutes):
                  if overtakes else "At no budget measured does the Transformer's best size beat the LSTM's best.")
         plot_scaling(scaling, kn_best, out / "compare_scaling.png")
         L += ["", "![loss against compute](compare_scaling.png)"]
-    bn = {}
+    bn, bn_claim = {}, None
     for run in asked:
         if run.part == "batchnorm" and run.key in by_key:
             bn.setdefault((float(run.flags[1]), run.size), []).append(by_key[run.key])
@@ -388,11 +388,28 @@ def write_report(args, asked, records, sizes, out, command, quick_minutes):
         for (lr, label), runs in sorted(bn.items()):
             L.append(f"| {lr:g} | {'on' if label == 'batchnorm' else 'off'} | {pm([r['val'] for r in runs])} | "
                      f"{sum(diverged(r, vocab) for r in runs)} | {sum(spikes(r['train_curve']) > 0 for r in runs)} | {len(runs)} |")
+        spiky = {b: sum(spikes(r["train_curve"]) > 0 for (lr, l), runs in bn.items() if l == b for r in runs)
+                 for b in ("no-batchnorm", "batchnorm")}
+        gone = {b: sum(diverged(r, vocab) for (lr, l), runs in bn.items() if l == b for r in runs)
+                for b in ("no-batchnorm", "batchnorm")}
+        n_runs = {b: sum(len(runs) for (lr, l), runs in bn.items() if l == b) for b in ("no-batchnorm", "batchnorm")}
+        lrs = sorted({lr for lr, _ in bn})
+        bn_better = [lr for lr in lrs if (lr, "batchnorm") in bn and (lr, "no-batchnorm") in bn and
+                     np.mean([r["val"] for r in bn[(lr, "batchnorm")]]) < np.mean([r["val"] for r in bn[(lr, "no-batchnorm")]])]
+        bn_claim = (f"- *\"MLP: unstable without BatchNorm, smoother with it\"* ({args.bn_minutes:g} CPU-min runs): "
+                    f"without batch norm {gone['no-batchnorm']} of {n_runs['no-batchnorm']} runs diverged and "
+                    f"{spiky['no-batchnorm']} had spikes; with it {gone['batchnorm']} of {n_runs['batchnorm']} diverged and "
+                    f"{spiky['batchnorm']} had spikes. Batch norm ends lower at {len(bn_better)} of {len(lrs)} learning rates"
+                    + (f" ({', '.join(f'{lr:g}' for lr in bn_better)})" if bn_better else "") + ". **"
+                    + ("holds" if gone["no-batchnorm"] > gone["batchnorm"] else
+                       "holds for spikes only" if spiky["no-batchnorm"] > spiky["batchnorm"] else "does not hold")
+                    + "** (the table above).")
         plot_batchnorm(bn, out / "compare_batchnorm.png")
         L += ["", "![batch norm sweep](compare_batchnorm.png)"]
     if defaults or matched:
         L += ["", "## The original notes' claims, at this scale", "",
-              "The claims are the original project notes', not the papers'."] + [""] + claims(defaults, matched, kn_best, budget)
+              "The claims are the original project notes', not the papers'."] + [""] + claims(defaults, matched, kn_best, budget) \
+             + ([bn_claim] if bn_claim else [])
         parts = {k: v for k, v in (("defaults", defaults), ("matched sizes", matched)) if v}
         plot_curves(parts, kn_best, out / "compare_curves.png")
         L += ["", "![validation curves](compare_curves.png)"]
