@@ -168,3 +168,14 @@ def test_budget_in_minutes_projects_the_run_from_its_pace():
     for _ in range(10):
         busy(0.01)
     assert b.total(10) == pytest.approx(30, abs=4)         # 10 steps in 0.1 of 0.3 s
+
+
+def test_budget_flags_that_do_not_go_together_are_a_user_error():
+    from argparse import Namespace
+    from utils.errors import UserError
+    base = dict(epochs=10, minutes=None, eval_every=5, eval_every_minutes=None, resume=False)
+    with pytest.raises(UserError, match="goes with --minutes"):
+        Budget.from_args(Namespace(**{**base, "eval_every_minutes": 1.0}))
+    with pytest.raises(UserError, match="resume with --epochs"):
+        Budget.from_args(Namespace(**{**base, "minutes": 1.0, "resume": True}))
+    assert Budget.from_args(Namespace(**base)).epochs == 10

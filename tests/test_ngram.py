@@ -46,7 +46,7 @@ def test_discounts_follow_chen_and_goodman():
 
 
 class Oracle:
-    """Interpolated modified Kneser-Ney, Chen & Goodman 1998 §4.1.6, written out with dictionaries
+    """Interpolated modified Kneser-Ney (Chen & Goodman 1998), written out with dictionaries
     and recursion, one probability at a time: slow and plain."""
 
     def __init__(self, tokens, order, V):

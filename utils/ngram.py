@@ -1,7 +1,8 @@
 """Interpolated modified Kneser-Ney n-gram model, counted with numpy: the count-based baseline.
 
 Chen & Goodman, "An Empirical Study of Smoothing Techniques for Language Modeling", TR-10-98,
-Harvard 1998, §3 (interpolated Kneser-Ney) and §4.1.6 (modified KN: three discounts per order).
+Harvard 1998: interpolated Kneser-Ney, and its modified form with three discounts per order
+(section numbers not checked against the report's text: unverified).
 
     lm = KneserNey(train_ids, order=5, vocab_size=65)
     nats = lm.nats(val_ids)              # (len - 1,) -ln p(val[t] | the n-1 tokens before it)
@@ -18,7 +19,7 @@ counts in place of c: c'(h'w) = N1+(. h'w), the number of distinct tokens seen b
 unigram level is interpolated with the uniform distribution 1/|V|. The discounts of each order
 come from its count-of-counts n_r (of c at the top order, of c' below it):
 
-    Y = n1 / (n1 + 2 n2),  D1 = 1 - 2Y n2/n1,  D2 = 2 - 3Y n3/n2,  D3+ = 3 - 4Y n4/n3       (§4.1.6)
+    Y = n1 / (n1 + 2 n2),  D1 = 1 - 2Y n2/n1,  D2 = 2 - 3Y n3/n2,  D3+ = 3 - 4Y n4/n3
 
 A context never seen in training (or unseen at an order: c(h) = 0) backs off to the next lower order
 with weight 1. The first n-2 targets of a text have fewer than n-1 tokens before them: they are
@@ -32,7 +33,7 @@ import numpy as np
 
 
 def estimate_discounts(counts):
-    """(D1, D2, D3+) from the count-of-counts of `counts` (Chen & Goodman §4.1.6), each clipped to
+    """(D1, D2, D3+) from the count-of-counts of `counts` (Chen & Goodman), each clipped to
     [0, r] so that the model stays normalised; where some n_r is 0 (a toy corpus) the missing ones
     fall back to 0.5, 1.0, 1.5."""
     n = [np.count_nonzero(counts == r) for r in (1, 2, 3, 4)]

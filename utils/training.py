@@ -189,6 +189,8 @@ class Budget:
     @classmethod
     def from_args(cls, args, start=0):
         """The budget of a train.py's --epochs, --minutes, --eval-every and --eval-every-minutes."""
+        if args.eval_every_minutes is not None and args.minutes is None:
+            raise UserError("--eval-every-minutes goes with --minutes (use --eval-every N steps otherwise)")
         if args.minutes is not None and args.resume:
             raise UserError("--minutes starts a run: resume with --epochs (the checkpoint's step count)")
         return cls(args.epochs, args.minutes, args.eval_every, args.eval_every_minutes, start)
