@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from attention.model import AttentionConfig, RNNsearch
 from gru.model import BACKWARDS, VARIANTS
 from utils.errors import run_main
-from utils.training import ArgumentParser, add_common_args, positive_int, probability, set_seed
+from utils.training import ArgumentParser, add_common_args, parse_run_args, positive_int, probability, start_run
 from utils.translation import TranslationData, add_translation_args, sequence_loss
 from utils.translation_training import evaluate_checkpoint, train_translator
 
@@ -53,7 +53,7 @@ def parse_args(argv=None):
     m.add_argument("--backward", choices=BACKWARDS, default=d.backward,
                    help="the encoder's BPTT written out (gru/model.py GRUBPTT) or left to autograd; same "
                         f"numbers (default: {d.backward})")
-    return parser.parse_args(argv)
+    return parse_run_args(parser, argv, MODEL_TYPE)
 
 
 def loss_fn(model, batch):
@@ -72,7 +72,7 @@ def main(argv=None):
     if args.eval_only:
         evaluate_checkpoint(args, MODEL_TYPE, build)
         return
-    set_seed(args.seed)
+    start_run(args)
     data = TranslationData.from_args(args)
     config = AttentionConfig(src_vocab=data.src_tokenizer.vocab_size, tgt_vocab=data.tgt_tokenizer.vocab_size,
                              n_embd=args.n_embd, n_hidden=args.n_hidden, n_align=args.n_align,

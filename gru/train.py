@@ -20,15 +20,16 @@ import torch
 
 from gru.model import BACKWARDS, VARIANTS, GRUConfig, GRUEncoderDecoder, GRULanguageModel, Seq2SeqConfig
 from utils.batching import check_streams, train_chunks
-from utils.checkpoint import RunSaver, default_path
+from utils.checkpoint import RunSaver, checkpoint_path
 from utils.data import char_lm_data
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
+from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import generate_recurrent, sample_text
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, pick_device, positive_int, print_config,
-                            resume_training, scheduled_lr, set_lr, set_seed)
+                            count_parameters, finish_run, parse_run_args, parse_task, positive_int, print_config,
+                            scheduled_lr, set_lr, start_run)
 from utils.translation import TranslationData, add_translation_args, sequence_loss
 from utils.translation_training import evaluate_checkpoint, train_translator
 
@@ -41,15 +42,8 @@ DEFAULTS = {"lm": dict(epochs=2000, lr=3e-3, batch_size=32, eval_every=500, fold
                               folder=TRANSLATE_TYPE, schedule="cosine")}
 
 
-def parse_task(argv=None):
-    """--task alone, read first: the other flags and their defaults depend on it."""
-    parser = ArgumentParser(add_help=False)
-    parser.add_argument("--task", choices=TASKS, default="lm")
-    return parser.parse_known_args(argv)[0].task
-
-
 def parse_args(argv=None):
-    task = parse_task(argv)
+    task = parse_task(argv, TASKS)
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=TASKS, default="lm",
                         help="lm: a character language model; translate: the RNN Encoder-Decoder of "
@@ -58,7 +52,7 @@ def parse_args(argv=None):
     if task == "translate":
         add_translation_args(parser)
         add_seq2seq_args(parser)
-        return parser.parse_args(argv)
+        return parse_run_args(parser, argv, TRANSLATE_TYPE)
     add_lm_args(parser)
     d = GRUConfig()
     m = parser.add_argument_group("model (Cho et al. 2014, §2.3)")
@@ -75,7 +69,7 @@ def parse_args(argv=None):
     t = parser.add_argument_group("truncated BPTT")
     t.add_argument("--bptt", type=positive_int, default=100,
                    help="T, steps per chunk: gradients flow back this far and no further (default: 100)")
-    return parser.parse_args(argv)
+    return parse_run_args(parser, argv, "gru")
 
 
 def add_seq2seq_args(parser):
@@ -99,8 +93,7 @@ def add_seq2seq_args(parser):
 
 def train_lm(args):
     """--task lm: next-character prediction on B streams of the text, state carried across chunks."""
-    set_seed(args.seed)
-    device = pick_device(args.device)
+    device = start_run(args)
     tokenizer, train_data, val_data = char_lm_data(args.data)
     check_streams(train_data, args.batch_size, "training")
     check_streams(val_data, args.batch_size, "validation")
@@ -111,26 +104,22 @@ def train_lm(args):
     model = GRULanguageModel(config).to(device)
     # DEVIATION: Adam and a cosine schedule; the paper trains with Adadelta (§4.1)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    path = Path(args.checkpoint) if args.checkpoint else default_path("gru")
-    start, best_val = 0, float("inf")
-    if args.resume:
-        start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs,
-                                          ignore=("backward",))
+    save = RunSaver(checkpoint_path(args, "gru"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
+                    ignore=("backward",))
+    start = save.resume() if args.resume else 0
     print(f"parameters: {count_parameters(model):,}")
-
-    save = RunSaver(path, MODEL_TYPE, model, optimizer, config, args, tokenizer, best_val)
 
     def validate(final=False):
         """utils/evaluation.py's protocol: the state carried through the whole split"""
         return validation_loss(model, val_data, device, args, final=final)
 
     budget = Budget.from_args(args, start)
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
-    state = None                                             # h_0 = 0 in every layer, made by the model
+    state = save.carry                     # h_0 = 0 in every layer (made by the model), or the resumed one
     step, val_loss = start, None
-    try:
-        while not budget.done(step):
+    with StopOnCtrlC() as stop:
+        while not budget.done(step) and not stop.requested:
             # set the learning rate (with --minutes, over the steps the budget is projected to allow)
             lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
             set_lr(optimizer, lr)
@@ -143,6 +132,7 @@ def train_lm(args):
             # every layer's h_T goes on into the next chunk, its gradient stops here
             _, loss, state = model(x, state, y)
             state = [h.detach() for h in state]              # truncated BPTT
+            save.carry = state                               # what a checkpoint of this step resumes from
             # backward through this chunk's T steps only, clip the global norm (--clip), step
             loss.backward()
             grad_norm = clip_gradients(model.parameters(), args.clip)
@@ -151,22 +141,21 @@ def train_lm(args):
             step += 1
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
-            with budget.paused():
+            with budget.paused(), stop.allowed():
                 if budget.eval_due(step):
                     val_loss = validate()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
                               f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
                     save(step, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
-                    log.print(sample_text(model, tokenizer, generate_recurrent))
+                    log.sample(lambda: sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
-    except KeyboardInterrupt:
-        log.print(f"interrupted at step {step}: saving {path}")
+    if stop.requested:                                       # Ctrl-C: save first, then the rest
+        log.print(f"interrupted at step {step}: saving {save.path}")
+        save(step)
+    if stop.requested or args.fast_val:
         val_loss = validate(final=True)
-        save(step, val_loss)
-    if args.fast_val:
-        val_loss = validate(final=True)
-    finish_run(log, model, path, val_loss, sample_text(model, tokenizer, generate_recurrent))
+    finish_run(log, model, save.path, val_loss, sample_text(model, tokenizer, generate_recurrent), interrupted=stop.requested)
 
 
 def loss_fn(model, batch):
@@ -186,7 +175,7 @@ def train_translate(args):
         raise UserError(f"--dropout must be in [0, 1), got {args.dropout}")
     if args.eval_only:
         return evaluate_checkpoint(args, TRANSLATE_TYPE, build_seq2seq)
-    set_seed(args.seed)
+    start_run(args)
     data = TranslationData.from_args(args)
     config = Seq2SeqConfig(src_vocab=data.src_tokenizer.vocab_size, tgt_vocab=data.tgt_tokenizer.vocab_size,
                            n_embd=args.n_embd, n_hidden=args.n_hidden,

@@ -15,15 +15,16 @@ import torch
 
 from lstm.model import LSTM, LSTMConfig
 from utils.batching import check_streams, train_chunks
-from utils.checkpoint import RunSaver, default_path
+from utils.checkpoint import RunSaver, checkpoint_path
 from utils.data import char_lm_data
 from utils.errors import run_main
 from utils.evaluation import validation_loss
+from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import generate_recurrent, sample_text
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, pick_device, positive_float, positive_int,
-                            print_config, probability, resume_training, scheduled_lr, set_lr, set_seed)
+                            count_parameters, finish_run, parse_run_args, positive_float, positive_int,
+                            print_config, probability, scheduled_lr, set_lr, start_run)
 
 MODEL_TYPE = "lstm"
 
@@ -68,13 +69,12 @@ def parse_args(argv=None):
     t.add_argument("--clip-lstm-grads", type=bound_or_none, default=d.clip_lstm_grads, metavar="V",
                    help="clip the error at the gates' inputs to [-V, V] at every step back, the paper's "
                         f"[-1, 1] (§2.1); none or 0: off (default: {d.clip_lstm_grads})")
-    return parser.parse_args(argv)
+    return parse_run_args(parser, argv, "lstm")
 
 
 def main(argv=None):
     args = parse_args(argv)
-    set_seed(args.seed)
-    device = pick_device(args.device)
+    device = start_run(args)
     tokenizer, train_data, val_data = char_lm_data(args.data)
     check_streams(train_data, args.batch_size, "training")
     check_streams(val_data, args.batch_size, "validation")
@@ -86,26 +86,22 @@ def main(argv=None):
     model = LSTM(config).to(device)
     # DEVIATION: Adam and a cosine schedule; the paper trains with SGD and momentum (§3)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    path = Path(args.checkpoint) if args.checkpoint else default_path("lstm")
-    start, best_val = 0, float("inf")
-    if args.resume:
-        start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs,
-                                          ignore=("backward", "dropout"))
+    save = RunSaver(checkpoint_path(args, "lstm"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
+                    ignore=("backward", "dropout"))
+    start = save.resume() if args.resume else 0
     print(f"parameters: {count_parameters(model):,}")
-
-    save = RunSaver(path, MODEL_TYPE, model, optimizer, config, args, tokenizer, best_val)
 
     def validate(final=False):
         """utils/evaluation.py's protocol: the state carried through the whole split"""
         return validation_loss(model, val_data, device, args, final=final)
 
     budget = Budget.from_args(args, start)
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
-    state = None                                             # h_0 = c_0 = 0 in every layer, made by the model
+    state = save.carry                     # h_0 = c_0 = 0 in every layer (made by the model), or the resumed one
     step, val_loss = start, None
-    try:
-        while not budget.done(step):
+    with StopOnCtrlC() as stop:
+        while not budget.done(step) and not stop.requested:
             # set the learning rate (with --minutes, over the steps the budget is projected to allow)
             lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
             set_lr(optimizer, lr)
@@ -118,6 +114,7 @@ def main(argv=None):
             # every layer's (h_T, c_T) goes on into the next chunk, its gradient stops here
             _, loss, state = model(x, state, y)
             state = [(h.detach(), c.detach()) for h, c in state]  # truncated BPTT
+            save.carry = state                               # what a checkpoint of this step resumes from
             # backward through this chunk's T steps only (the LSTM derivatives clipped inside,
             # §2.1), clip the global norm (--clip), step
             loss.backward()
@@ -127,22 +124,21 @@ def main(argv=None):
             step += 1
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
-            with budget.paused():
+            with budget.paused(), stop.allowed():
                 if budget.eval_due(step):
                     val_loss = validate()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
                               f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
                     save(step, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
-                    log.print(sample_text(model, tokenizer, generate_recurrent))
+                    log.sample(lambda: sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
-    except KeyboardInterrupt:
-        log.print(f"interrupted at step {step}: saving {path}")
+    if stop.requested:                                       # Ctrl-C: save first, then the rest
+        log.print(f"interrupted at step {step}: saving {save.path}")
+        save(step)
+    if stop.requested or args.fast_val:
         val_loss = validate(final=True)
-        save(step, val_loss)
-    if args.fast_val:
-        val_loss = validate(final=True)
-    finish_run(log, model, path, val_loss, sample_text(model, tokenizer, generate_recurrent))
+    finish_run(log, model, save.path, val_loss, sample_text(model, tokenizer, generate_recurrent), interrupted=stop.requested)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,15 @@ import torch
 from mlp.generate import generate, padding_id
 from mlp.model import MLPConfig, NPLM
 from utils.batching import random_blocks
-from utils.checkpoint import RunSaver, default_path
+from utils.checkpoint import RunSaver, checkpoint_path
 from utils.data import char_lm_data
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
+from utils.interrupt import StopOnCtrlC
 from utils.sampling import sample_text
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, pick_device, positive_int, print_config,
-                            resume_training, scheduled_lr, set_lr, set_seed)
+                            count_parameters, finish_run, parse_run_args, positive_int, print_config,
+                            scheduled_lr, set_lr, start_run)
 
 MODEL_TYPE = "mlp"
 
@@ -46,7 +47,7 @@ def parse_args(argv=None):
                    help="batch-normalise the hidden pre-activation; not in the paper (default: off)")
     parser.add_argument("--weight-decay", type=float, default=0.0,
                         help="decoupled weight decay of AdamW (default: 0; the paper used 1e-4 with SGD)")
-    return parser.parse_args(argv)
+    return parse_run_args(parser, argv, "mlp")
 
 
 def sample(model, tokenizer):
@@ -57,8 +58,7 @@ def sample(model, tokenizer):
 
 def main(argv=None):
     args = parse_args(argv)
-    set_seed(args.seed)
-    device = pick_device(args.device)
+    device = start_run(args)
     tokenizer, train_data, val_data = char_lm_data(args.data)
     config = MLPConfig(vocab_size=tokenizer.vocab_size, context=args.context, n_embd=args.n_embd,
                        n_hidden=args.n_hidden, direct=args.direct, batchnorm=args.batchnorm)
@@ -69,23 +69,20 @@ def main(argv=None):
     model = NPLM(config).to(device)
     # DEVIATION: Adam(W) instead of the paper's plain SGD with a decreasing learning rate (§4)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    path = Path(args.checkpoint) if args.checkpoint else default_path("mlp")
-    start, best_val = 0, float("inf")
-    if args.resume:
-        start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs)
+    save = RunSaver(checkpoint_path(args, "mlp"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
+                    ignore=())
+    start = save.resume() if args.resume else 0
     print(f"parameters: {count_parameters(model):,}")
-
-    save = RunSaver(path, MODEL_TYPE, model, optimizer, config, args, tokenizer, best_val)
 
     def validate(final=False):
         """utils/evaluation.py's protocol: every character once, each with its own window"""
         return validation_loss(model, val_data, device, args, padding_id(tokenizer), final)
 
     budget = Budget.from_args(args, start)
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     step, val_loss = start, None
-    try:
-        while not budget.done(step):
+    with StopOnCtrlC() as stop:
+        while not budget.done(step) and not stop.requested:
             # set the learning rate (with --minutes, over the steps the budget is projected to allow)
             lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
             set_lr(optimizer, lr)
@@ -101,21 +98,20 @@ def main(argv=None):
             step += 1
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
-            with budget.paused():
+            with budget.paused(), stop.allowed():
                 if budget.eval_due(step):
                     val_loss = validate()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | lr {lr:.1e}")
                     save(step, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
-                    log.print(sample(model, tokenizer))
+                    log.sample(lambda: sample(model, tokenizer))
             log.step(step, loss.item(), lr, grad_norm, tokens=len(y), val_loss=val_loss)
-    except KeyboardInterrupt:
-        log.print(f"interrupted at step {step}: saving {path}")
+    if stop.requested:                                       # Ctrl-C: save first, then the rest
+        log.print(f"interrupted at step {step}: saving {save.path}")
+        save(step)
+    if stop.requested or args.fast_val:
         val_loss = validate(final=True)
-        save(step, val_loss)
-    if args.fast_val:
-        val_loss = validate(final=True)
-    finish_run(log, model, path, val_loss, sample(model, tokenizer))
+    finish_run(log, model, save.path, val_loss, sample(model, tokenizer), interrupted=stop.requested)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,17 @@ import torch
 
 from rnn.model import ElmanRNN, RNNConfig
 from utils.batching import check_streams, stream_batches, train_chunks
-from utils.checkpoint import RunSaver, default_path, load_checkpoint, load_weights
+from utils.checkpoint import RunSaver, checkpoint_path, load_checkpoint, load_weights
 from utils.data import char_lm_data, load_corpus, split
 from utils.errors import UserError, run_main
 from utils.evaluation import evaluate_lm, validation_loss
+from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token, evaluate_recurrent
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import tokenizer_from_dict
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, pick_device, positive_float, positive_int,
-                            print_config, resume_training, scheduled_lr, set_lr, set_seed)
+                            count_parameters, finish_run, parse_run_args, positive_float, positive_int,
+                            print_config, scheduled_lr, set_lr, start_run)
 
 MODEL_TYPE = "rnn"
 MIN_IMPROVEMENT = 0.003   # the mikolov schedule halves the lr below this relative improvement (§2)
@@ -60,7 +61,7 @@ def parse_args(argv=None):
                    help="with --eval-only, also the dynamic model of §2: keep learning while reading the text")
     e.add_argument("--dynamic-lr", type=positive_float, default=0.1,
                    help="SGD learning rate of dynamic evaluation, on each chunk's mean loss (default: 0.1)")
-    return parser.parse_args(argv)
+    return parse_run_args(parser, argv, "rnn")
 
 
 def mikolov_lr(lr, val_loss, best_val):
@@ -93,7 +94,7 @@ def dynamic_evaluate(model, data, batch_size, bptt, lr, device):
 
 def evaluate_only(args, device):
     """--eval-only: the validation loss of a trained checkpoint, static and (--dynamic) dynamic."""
-    path = Path(args.checkpoint) if args.checkpoint else default_path("rnn")
+    path = checkpoint_path(args, "rnn")
     ckpt = load_checkpoint(path, MODEL_TYPE)
     tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
     _, val_text = split(load_corpus(args.data))
@@ -118,8 +119,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.dynamic and not args.eval_only:
         raise UserError("--dynamic goes with --eval-only (python train.py --eval-only --dynamic)")
-    set_seed(args.seed)
-    device = pick_device(args.device)
+    device = start_run(args)
     if args.eval_only:
         return evaluate_only(args, device)
     tokenizer, train_data, val_data = char_lm_data(args.data)
@@ -135,27 +135,25 @@ def main(argv=None):
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     else:
         optimizer = torch.optim.SGD(model.parameters(), lr=args.lr)
-    path = Path(args.checkpoint) if args.checkpoint else default_path("rnn")
-    start, best_val, lr = 0, float("inf"), args.lr
+    save = RunSaver(checkpoint_path(args, "rnn"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
+                    ignore=("backward",))
+    start, lr = 0, args.lr
     if args.resume:
-        start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs,
-                                          ignore=("backward",))
+        start = save.resume()
         lr = optimizer.param_groups[0]["lr"]                 # where the mikolov schedule had got to
     print(f"parameters: {count_parameters(model):,}")
-
-    save = RunSaver(path, MODEL_TYPE, model, optimizer, config, args, tokenizer, best_val)
 
     def validate(final=False):
         """utils/evaluation.py's protocol: the state carried through the whole split"""
         return validation_loss(model, val_data, device, args, final=final)
 
     budget = Budget.from_args(args, start)
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
-    state = None                                             # s(0): zeros, made by the model
+    state = save.carry                     # s(0): zeros, made by the model; or where the resumed run was
     step, val_loss = start, None
-    try:
-        while not budget.done(step):
+    with StopOnCtrlC() as stop:
+        while not budget.done(step) and not stop.requested:
             # set the learning rate (the mikolov schedule changes it only after a validation, below)
             if args.schedule != "mikolov":
                 lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
@@ -168,6 +166,7 @@ def main(argv=None):
             # forward from the state the previous chunk left, then cut the graph at the border
             _, loss, state = model(x, state, y)
             state = state.detach()  # truncated BPTT: s(T) goes on, its gradient stops here
+            save.carry = state                               # what a checkpoint of this step resumes from
             # backward through this chunk's T steps only, clip, step
             loss.backward()
             grad_norm = clip_gradients(model.parameters(), args.clip, args.clip_mode)
@@ -176,7 +175,7 @@ def main(argv=None):
             step += 1
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
-            with budget.paused():
+            with budget.paused(), stop.allowed():
                 if budget.eval_due(step):
                     val_loss = validate()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
@@ -186,15 +185,14 @@ def main(argv=None):
                         set_lr(optimizer, lr)                    # (so that the checkpoint keeps it)
                     save(step, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
-                    log.print(sample_text(model, tokenizer, generate_recurrent))
+                    log.sample(lambda: sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
-    except KeyboardInterrupt:
-        log.print(f"interrupted at step {step}: saving {path}")
+    if stop.requested:                                       # Ctrl-C: save first, then the rest
+        log.print(f"interrupted at step {step}: saving {save.path}")
+        save(step)
+    if stop.requested or args.fast_val:
         val_loss = validate(final=True)
-        save(step, val_loss)
-    if args.fast_val:
-        val_loss = validate(final=True)
-    finish_run(log, model, path, val_loss, sample_text(model, tokenizer, generate_recurrent))
+    finish_run(log, model, save.path, val_loss, sample_text(model, tokenizer, generate_recurrent), interrupted=stop.requested)
 
 
 if __name__ == "__main__":

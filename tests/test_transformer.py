@@ -11,7 +11,7 @@ from transformer.generate import main as generate_main
 from transformer.model import (Block, FeedForward, KVCache, LayerNorm, MultiHeadAttention, TransformerConfig,
                                TransformerLM, TransformerTranslator, TranslatorConfig, attention, rotary, rotate,
                                sinusoids)
-from transformer.train import noam_lr, parse_args, translation_loss
+from transformer.train import learning_rate, noam_lr, parse_args, translation_loss
 from utils.evaluation import fast_estimate
 from transformer.train import main as train_main
 from utils.checkpoint import load_checkpoint, save_checkpoint
@@ -279,11 +279,24 @@ def test_overfits_a_tiny_text(pos, norm):
 
 def test_noam_schedule_rises_linearly_then_decays_as_one_over_the_root_of_the_step():
     d, w = 128, 400
-    assert noam_lr(w, d, w) == pytest.approx((d * w) ** -0.5)        # the peak, at step warmup
-    assert noam_lr(w // 4, d, w) == pytest.approx(noam_lr(w, d, w) / 4)
-    assert noam_lr(4 * w, d, w) == pytest.approx(noam_lr(w, d, w) / 2)
-    assert noam_lr(w, d, w, factor=2.0) == pytest.approx(2 * noam_lr(w, d, w))
-    assert max(range(1, 2000), key=lambda s: noam_lr(s, d, w)) == w
+    eq3 = lambda step: d ** -0.5 * min(step ** -0.5, step * w ** -1.5)     # the paper's Eq. 3, as printed
+    peak = (d * w) ** -0.5
+    for step in (1, 17, w // 4, w, w + 1, 4 * w, 10_000):
+        assert noam_lr(step, w, peak) == pytest.approx(eq3(step))         # Eq. 3 when --lr is its peak
+    assert noam_lr(w // 4, w, 1e-3) == pytest.approx(1e-3 / 4)
+    assert noam_lr(4 * w, w, 1e-3) == pytest.approx(1e-3 / 2)
+    assert max(range(1, 2000), key=lambda s: noam_lr(s, w, 1e-3)) == w
+
+
+@pytest.mark.parametrize("task", ["lm", "translate"])
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "noam"])
+def test_lr_is_the_peak_learning_rate_under_every_schedule(task, schedule):
+    """The habit `--lr 1e-3` means a rate of 1e-3 (issue 18: under noam it was a factor, 5e-8 .. 5e-7)."""
+    args = parse_args(["--task", task, "--schedule", schedule, "--lr", "1e-3", "--epochs", "3000",
+                       "--warmup", "100"])
+    rates = [learning_rate(args, step) for step in range(3000)]
+    assert max(rates) == pytest.approx(1e-3)
+    assert rates[-1] >= 1e-4                                    # and it does not vanish
 
 
 def test_warm_up_of_the_common_schedules():
@@ -294,10 +307,14 @@ def test_warm_up_of_the_common_schedules():
     assert scheduled_lr("cosine", 100, 100, 1.0, warmup=10) == pytest.approx(0.1)
 
 
-def test_lr_default_depends_on_the_schedule():
+def test_lr_default_is_a_rate_under_every_schedule():
     assert parse_args([]).lr == 1e-3
-    assert parse_args(["--schedule", "noam"]).lr == 1.0
-    assert parse_args(["--schedule", "noam", "--lr", "2"]).lr == 2.0
+    assert parse_args(["--schedule", "noam"]).lr == 1e-3
+    assert parse_args(["--schedule", "noam", "--lr", "2e-3"]).lr == 2e-3
+    # the translator's default peak is the measured run's: half Eq. 3's at d_model 256, warm-up 800
+    args = parse_args(["--task", "translate"])
+    assert (args.schedule, args.warmup) == ("noam", 800)
+    assert max(learning_rate(args, s) for s in range(2000)) == pytest.approx(0.5 * (256 * 800) ** -0.5)
     args = parse_args(["--norm", "post", "--pos", "sinusoidal", "--no-tie", "--d-model", "64"])
     assert (args.norm, args.pos, args.tie, args.d_ff) == ("post", "sinusoidal", False, None)
 
@@ -370,7 +387,7 @@ def test_train_then_generate_with_and_without_the_cache_then_resume(tiny_corpus,
 
 def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_cleanly(tiny_corpus, tmp_path, scripts_on_one_thread):
     code, out, err = interrupt_training("transformer", tmp_path, "--data", tiny_corpus, *TINY)
-    assert code == 0, err
+    assert code == 130, err  # 128 + SIGINT: interrupted, not finished
     assert "Traceback" not in err and "interrupted" in out
     assert load_checkpoint(tmp_path / "model.pt", "transformer")["step"] > 0
     assert "summary: val loss" in out
@@ -566,10 +583,10 @@ def test_translate_flags():
     args = parse_args(["--task", "translate"])
     d = TranslatorConfig()
     assert (args.data, args.src, args.tgt, args.schedule, args.lr, args.label_smoothing, args.beta2,
-            args.weight_decay) == ("multi30k", "de", "en", "noam", 0.5, 0.1, 0.98, 0.0)
+            args.weight_decay) == ("multi30k", "de", "en", "noam", 0.5 * (256 * 800) ** -0.5, 0.1, 0.98, 0.0)
     assert (args.layers, args.heads, args.d_model, args.d_ff, args.dropout, args.norm, args.pos, args.tie) == \
         (d.n_layers, d.n_heads, d.d_model, d.d_ff, d.dropout, d.norm, d.pos, d.tie)
-    assert parse_args(["--task", "translate", "--schedule", "cosine"]).lr == 5e-4
+    assert parse_args(["--task", "translate", "--schedule", "cosine"]).lr == args.lr     # one peak, any schedule
     assert parse_args([]).label_smoothing == 0.0                          # the language model's defaults stay
 
 

@@ -10,8 +10,9 @@ English on Multi30k by default.
     cd transformer && python train.py --task translate --eval-only    # the test report of the checkpoint
     cd transformer && python train.py --task translate --help         # the flags of the translation task
 
-With --schedule noam, --lr is a factor on the paper's rate (Eq. 3): 1 is the paper's schedule
-itself (the language model's default; the translator's is 0.5). The translation loop is
+--lr is the peak learning rate under every schedule: with --schedule noam, the rate that Eq. 3's
+warm-up reaches at step --warmup before it decays as 1/sqrt(step); the paper's own is
+d_model^-0.5 warmup^-0.5 (7.0e-4 for its 512 and 4000). The translation loop is
 utils/translation_training.py's (shared by the translators); what the paper specifies is here: the
 loss with its label smoothing and teacher forcing (§5.4), Adam with beta_2 0.98 and the warm-up
 schedule (§5.3).
@@ -29,15 +30,16 @@ import torch.nn.functional as F
 from transformer.generate import generate
 from transformer.model import TransformerConfig, TransformerLM, TransformerTranslator, TranslatorConfig
 from utils.batching import random_blocks
-from utils.checkpoint import RunSaver, default_path
+from utils.checkpoint import RunSaver, checkpoint_path
 from utils.data import char_lm_data
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
+from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import sample_text
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, pick_device, positive_int, print_config, probability,
-                            resume_training, scheduled_lr, set_lr, set_seed)
+                            count_parameters, finish_run, parse_run_args, parse_task, positive_int, print_config,
+                            probability, scheduled_lr, set_lr, start_run)
 from utils.tokenizers import PAD
 from utils.translation import TranslationData, add_translation_args
 from utils.translation_training import evaluate_checkpoint, train_translator
@@ -46,28 +48,22 @@ MODEL_TYPE = "transformer"
 TRANSLATE_TYPE = "transformer_mt"    # its checkpoint: checkpoints/transformer_mt/model.pt
 TASKS = ("lm", "translate")
 SCHEDULES = ("constant", "cosine", "noam")
-# per task: the flags' defaults. lr: for constant and cosine; noam's is a factor on Eq. 3 (lr_noam)
+# per task: the flags' defaults. lr: the peak learning rate, under every schedule
 DEFAULTS = {
-    "lm": dict(epochs=2000, lr=1e-3, lr_noam=1.0, batch_size=12, eval_every=500, schedule="cosine",
+    "lm": dict(epochs=2000, lr=1e-3, batch_size=12, eval_every=500, schedule="cosine",
                warmup=100, label_smoothing=0.0, beta2=0.99, weight_decay=0.1),
     # the paper's training (§5.3, §5.4): Adam with beta_2 0.98, no weight decay, label smoothing 0.1,
     # the noam schedule. DEVIATION: batches of 64 sentences (~900 target tokens; the paper's held
-    # ~25,000) and a shorter warm-up (the paper: 4000 of 100,000 steps) at half the rate: a peak of
-    # 1.1e-3 at step 800. 4500 steps (~10 passes over Multi30k): transformer/README.md has the measured run
-    "translate": dict(epochs=4500, lr=5e-4, lr_noam=0.5, batch_size=64, eval_every=500, schedule="noam",
+    # ~25,000) and a shorter warm-up (the paper: 4000 of 100,000 steps) at half Eq. 3's rate: its
+    # peak at d_model 256 and step 800, 0.5 (256 * 800)^-0.5 = 1.105e-3, the rate of the measured
+    # run. 4500 steps (~10 passes over Multi30k): transformer/README.md has that run
+    "translate": dict(epochs=4500, lr=0.5 * (256 * 800) ** -0.5, batch_size=64, eval_every=500, schedule="noam",
                       warmup=800, label_smoothing=0.1, beta2=0.98, weight_decay=0.0),
 }
 
 
-def parse_task(argv=None):
-    """--task alone, read first: the other flags and their defaults depend on it."""
-    parser = ArgumentParser(add_help=False)
-    parser.add_argument("--task", choices=TASKS, default="lm")
-    return parser.parse_known_args(argv)[0].task
-
-
 def parse_args(argv=None):
-    task = parse_task(argv)
+    task = parse_task(argv, TASKS)
     D = DEFAULTS[task]
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=TASKS, default="lm",
@@ -80,11 +76,9 @@ def parse_args(argv=None):
         add_translation_args(parser)
     else:
         add_lm_args(parser)
-    # --lr's default depends on --schedule: a rate, or a factor on the paper's rate
-    lr_flag = next(a for a in parser._actions if a.dest == "lr")
-    lr_flag.default = None
-    lr_flag.help = (f"learning rate (default: {D['lr']:g}); with --schedule noam a factor on the paper's rate "
-                    f"d_model^-0.5 min(step^-0.5, step warmup^-1.5), Eq. 3 (default there: {D['lr_noam']:g})")
+    next(a for a in parser._actions if a.dest == "lr").help = (
+        f"the peak learning rate, under every schedule; with --schedule noam the rate Eq. 3 reaches at "
+        f"step --warmup (the paper's: d_model^-0.5 warmup^-0.5) (default: {D['lr']:.4g})")
     d = TransformerConfig() if task == "lm" else TranslatorConfig()
     m = parser.add_argument_group("model (Vaswani et al. 2017, §3)")
     m.add_argument("--layers", type=positive_int, default=d.n_layers,
@@ -128,9 +122,7 @@ def parse_args(argv=None):
     t.add_argument("--weight-decay", type=float, default=D["weight_decay"],
                    help="AdamW's decoupled weight decay of the matrices and embeddings "
                         f"(default: {D['weight_decay']:g}; the paper: 0)")
-    args = parser.parse_args(argv)
-    if args.lr is None:
-        args.lr = D["lr_noam"] if args.schedule == "noam" else D["lr"]
+    args = parse_run_args(parser, argv, MODEL_TYPE if task == "lm" else TRANSLATE_TYPE)
     if args.schedule == "noam" and args.warmup < 1:
         parser.error("--schedule noam needs --warmup of at least 1")
     if args.warmup < 0:
@@ -138,11 +130,13 @@ def parse_args(argv=None):
     return args
 
 
-def noam_lr(step, d_model, warmup, factor=1.0):
+def noam_lr(step, warmup, peak):
     """The paper's schedule (§5.3) at optimizer step `step` (from 1): linear warm-up for `warmup`
-    steps, then decay with the inverse square root of the step, times `factor` (--lr)."""
+    steps, then decay with the inverse square root of the step; scaled so that its peak, at step
+    `warmup`, is `peak` (--lr). Eq. 3 is the case peak = d_model^-0.5 warmup^-0.5."""
     # lrate = d_model^-0.5 min(step_num^-0.5, step_num warmup_steps^-1.5)         (Eq. 3)
-    return factor * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+    #       = peak min(step_num / warmup_steps, (warmup_steps / step_num)^0.5)   with that peak
+    return peak * min(step / warmup, (warmup / step) ** 0.5)
 
 
 def make_optimizer(model, args):
@@ -154,18 +148,17 @@ def make_optimizer(model, args):
                               {"params": vectors, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, args.beta2))
 
 
-def learning_rate(args, step, d_model, total=None):
+def learning_rate(args, step, total=None):
     """The rate of optimizer step `step` (from 0) of `total` (default --epochs): --schedule's, or
-    the paper's noam."""
+    the paper's noam; at most --lr."""
     if args.schedule == "noam":
-        return noam_lr(step + 1, d_model, args.warmup, args.lr)
+        return noam_lr(step + 1, args.warmup, args.lr)
     return scheduled_lr(args.schedule, step, total or args.epochs, args.lr, args.warmup)
 
 
 def train_lm(args):
     """--task lm: next-character prediction on random blocks of the text."""
-    set_seed(args.seed)
-    device = pick_device(args.device)
+    device = start_run(args)
     tokenizer, train_data, val_data = char_lm_data(args.data)
     config = TransformerConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layers=args.layers,
                                n_heads=args.heads, d_model=args.d_model, d_ff=args.d_ff or 4 * args.d_model,
@@ -180,26 +173,22 @@ def train_lm(args):
 
     # DEVIATION: AdamW with weight decay and beta_2 = 0.99 (the paper: Adam, beta_2 0.98, eps 1e-9, §5.3)
     optimizer = make_optimizer(model, args)
-    path = Path(args.checkpoint) if args.checkpoint else default_path("transformer")
-    start, best_val = 0, float("inf")
-    if args.resume:
-        start, best_val = resume_training(path, MODEL_TYPE, config, model, optimizer, args.epochs,
-                                          ignore=("dropout",))
+    save = RunSaver(checkpoint_path(args, MODEL_TYPE), MODEL_TYPE, model, optimizer, config, args, tokenizer,
+                    ignore=("dropout",))
+    start = save.resume() if args.resume else 0
     print(f"parameters: {count_parameters(model):,}")
-
-    save = RunSaver(path, MODEL_TYPE, model, optimizer, config, args, tokenizer, best_val)
 
     def validate(final=False):
         """utils/evaluation.py's protocol: windows sliding by half a block"""
         return validation_loss(model, val_data, device, args, final=final)
 
     budget = Budget.from_args(args, start)
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     step, val_loss = start, None
-    try:
-        while not budget.done(step):
+    with StopOnCtrlC() as stop:
+        while not budget.done(step) and not stop.requested:
             # set the learning rate: --schedule's, or the paper's (noam_lr, Eq. 3)
-            lr = learning_rate(args, step, config.d_model, budget.total(step))
+            lr = learning_rate(args, step, budget.total(step))
             set_lr(optimizer, lr)
             # a batch: B random blocks of T characters, and the character after each position
             x, y = random_blocks(train_data, args.batch_size, config.block_size)
@@ -215,7 +204,7 @@ def train_lm(args):
             step += 1
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
-            with budget.paused():
+            with budget.paused(), stop.allowed():
                 if budget.eval_due(step):
                     ms = 1e3 * log.wall / (step - start)                # training and earlier validations
                     val_loss = validate()
@@ -224,15 +213,14 @@ def train_lm(args):
                               f"{log.tokens_per_s / 1e3:.0f}k tok/s")
                     save(step, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
-                    log.print(sample_text(model, tokenizer, generate))
+                    log.sample(lambda: sample_text(model, tokenizer, generate))
             log.step(step, loss.item(), lr, grad_norm, tokens=x.numel(), val_loss=val_loss)
-    except KeyboardInterrupt:
-        log.print(f"interrupted at step {step}: saving {path}")
+    if stop.requested:                                       # Ctrl-C: save first, then the rest
+        log.print(f"interrupted at step {step}: saving {save.path}")
+        save(step)
+    if stop.requested or args.fast_val:
         val_loss = validate(final=True)
-        save(step, val_loss)
-    if args.fast_val:
-        val_loss = validate(final=True)
-    finish_run(log, model, path, val_loss, sample_text(model, tokenizer, generate))
+    finish_run(log, model, save.path, val_loss, sample_text(model, tokenizer, generate), interrupted=stop.requested)
 
 
 def translation_loss(model, batch, label_smoothing=0.0):
@@ -253,7 +241,7 @@ def train_translate(args):
     """--task translate: the encoder-decoder on sentence pairs; test losses and BLEU at the end."""
     if args.eval_only:
         return evaluate_checkpoint(args, TRANSLATE_TYPE, build_translator)
-    set_seed(args.seed)
+    start_run(args)
     data = TranslationData.from_args(args)
     # the decoder reads <bos> y_1 .. y_max_len: max_len + 1 positions, the learned table's length
     config = TranslatorConfig(src_vocab=data.src_tokenizer.vocab_size, tgt_vocab=data.tgt_tokenizer.vocab_size,
@@ -267,7 +255,7 @@ def train_translate(args):
     return train_translator(args, model=model, data=data, model_type=TRANSLATE_TYPE, config=config,
                             loss_fn=lambda model, batch: translation_loss(model, batch, args.label_smoothing),
                             optimizer=make_optimizer(model, args),
-                            lr_at=lambda step: learning_rate(args, step, config.d_model))
+                            lr_at=lambda step: learning_rate(args, step))
 
 
 def main(argv=None):

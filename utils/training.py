@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from utils.checkpoint import load_checkpoint
+from utils.checkpoint import checkpoint_path, load_checkpoint
 from utils.errors import UserError
+from utils.interrupt import INTERRUPTED
 from utils.metrics import bits_per_token, perplexity
 
 
@@ -28,22 +29,30 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
+def _number(s, kind, what):
+    """s read as int or float; a message in words (not "invalid positive_int value") if it is not one."""
+    try:
+        return kind(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {s!r}") from None
+
+
 def positive_int(s):
-    v = int(s)
+    v = _number(s, int, "a positive integer")
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {s}")
     return v
 
 
 def positive_float(s):
-    v = float(s)
+    v = _number(s, float, "a positive number")
     if not v > 0 or not math.isfinite(v):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {s}")
     return v
 
 
 def fraction(s):
-    v = float(s)
+    v = _number(s, float, "a number in (0, 1]")
     if not 0.0 < v <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1], got {s}")
     return v
@@ -51,7 +60,7 @@ def fraction(s):
 
 def probability(s):
     """A flag in [0, 1): a dropout rate."""
-    v = float(s)
+    v = _number(s, float, "a number in [0, 1)")
     if not 0.0 <= v < 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {s}")
     return v
@@ -79,14 +88,19 @@ def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, sched
     opt.add_argument("--seed", type=int, default=1337, help="random seed (default: 1337)")
     opt.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
                      help="where to train (default: auto = cuda, then mps, then cpu)")
+    opt.add_argument("--threads", type=positive_int, default=None,
+                     help="CPU threads for PyTorch (default: PyTorch's own choice, one per core)")
     log = parser.add_argument_group("logging and checkpoints")
     log.add_argument("--eval-every", type=positive_int, default=eval_every,
                      help=f"validate on the whole validation split every N steps (default: {eval_every})")
     log.add_argument("--sample-every", type=int, default=0,
                      help="print a short sample every N steps (default: 0 = only at the end)")
     log.add_argument("--checkpoint", default=None,
-                     help=f"checkpoint path (default: checkpoints/{folder}/model.pt)")
-    log.add_argument("--resume", action="store_true", help="continue training from --checkpoint")
+                     help=f"checkpoint path (default: checkpoints/{folder}/model.pt for the default "
+                          f"corpus, checkpoints/{folder}/<corpus>/model.pt for another --data)")
+    log.add_argument("--resume", action="store_true",
+                     help="continue the run saved in the checkpoint, exactly: its flags unless given "
+                          "again, its random numbers, its place in the data")
     return parser
 
 
@@ -106,6 +120,59 @@ def add_lm_args(parser):
     return parser
 
 
+def flags_given(parser, argv=None):
+    """The dests of the flags on the command line itself (not left at their defaults)."""
+    actions = [a for a in parser._actions if a.dest != "help"]
+    saved = [a.default for a in actions], dict(parser._defaults)
+    for a in actions:
+        a.default = argparse.SUPPRESS
+    parser._defaults.clear()
+    try:
+        return set(vars(parser.parse_args(argv)))
+    finally:
+        for a, default in zip(actions, saved[0]):
+            a.default = default
+        parser._defaults.update(saved[1])
+
+
+def parse_task(argv, tasks):
+    """--task alone, read first in a folder with two tasks: the other flags and their defaults
+    depend on it. Not given: the language model, or with --resume --checkpoint the saved run's."""
+    parser = ArgumentParser(add_help=False)
+    parser.add_argument("--task", choices=tasks, default=None)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--checkpoint", default=None)
+    known = parser.parse_known_args(argv)[0]
+    if known.task is None and known.resume and known.checkpoint:
+        return load_checkpoint(known.checkpoint, None)["args"].get("task", tasks[0])
+    return known.task or tasks[0]
+
+
+def parse_run_args(parser, argv, folder):
+    """parser.parse_args(argv) for a train.py; a --data file is made an absolute path (the
+    checkpoint records which corpus it learned). With --resume, every flag not given again is the
+    checkpoint's, as the run was started (the changed ones are printed): resuming continues it."""
+    args = parser.parse_args(argv)
+    if hasattr(args, "data") and Path(args.data).exists():
+        args.data = str(Path(args.data).resolve())
+    if not args.resume:
+        return args
+    saved = load_checkpoint(checkpoint_path(args, folder), None)["args"]
+    given = flags_given(parser, argv)
+    changed = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run had {saved[k]})"
+               for k in sorted(given & saved.keys() - {"resume", "checkpoint"}) if getattr(args, k) != saved[k]]
+    given |= {"resume", "checkpoint"}                    # this run's, whatever the saved run had
+    for k, v in saved.items():
+        if k not in given and hasattr(args, k):
+            setattr(args, k, v)
+    if getattr(args, "minutes", None) is not None:
+        print(f"note: the run had a budget of --minutes {args.minutes}; resuming counts --epochs "
+              f"{args.epochs} steps instead")
+        args.minutes = args.eval_every_minutes = None
+    print("resume: the run's own flags" + (", except " + ", ".join(changed) if changed else ""))
+    return args
+
+
 def print_config(args, config):
     print("config: " + " ".join(f"{k}={v}" for k, v in vars(config).items()))
     print("run:    " + " ".join(f"{k}={v}" for k, v in vars(args).items()))
@@ -117,6 +184,14 @@ def set_seed(seed):
     """Same seed, same numbers on the CPU."""
     random.seed(seed)
     torch.manual_seed(seed)
+
+
+def start_run(args):
+    """The seed, the threads (--threads) and the device (--device) of a train.py; returns the device."""
+    set_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return pick_device(args.device)
 
 
 def pick_device(name="auto"):
@@ -246,48 +321,29 @@ def set_lr(optimizer, lr):
         group["lr"] = lr
 
 
-# ---------------------------------------------------------------- resume
-
-def resume_from(path, model_type, config, ignore=()):
-    """The checkpoint to continue from; a UserError if its model config differs from `config`.
-    Fields named in `ignore` may differ (choices of implementation that leave the weights alone)."""
-    ckpt = load_checkpoint(path, model_type)
-    wanted = {k: v for k, v in vars(config).items() if k not in ignore}
-    diffs = [f"{k}={ckpt['config'].get(k)} (asked {v})" for k, v in wanted.items() if ckpt["config"].get(k) != v]
-    if diffs:
-        raise UserError(f"cannot resume {path}: it was trained with " + ", ".join(diffs))
-    return ckpt
-
-
-def resume_training(path, model_type, config, model, optimizer, epochs, ignore=()):
-    """--resume: load model and optimizer state from the checkpoint at path, in place.
-    Returns (step, best_val_loss) to continue from."""
-    ckpt = resume_from(path, model_type, config, ignore)
-    model.load_state_dict(ckpt["model"])
-    optimizer.load_state_dict(ckpt["optimizer"])
-    if ckpt["step"] >= epochs:
-        raise UserError(f"{path} is already at step {ckpt['step']}; ask for more with --epochs")
-    print(f"resuming from step {ckpt['step']} of {path}")
-    return ckpt["step"], ckpt["best_val_loss"]
-
-
 # ---------------------------------------------------------------- progress, log, summary
 
 class TrainLog:
     """A tqdm bar over the steps and a CSV file beside the checkpoint (step, train_loss, val_loss, lr,
     grad_norm, tokens_per_s, and since the start of this process tokens_seen and train_cpu_s: the
-    CPU seconds of training that a Budget counted); appends when resuming."""
+    CPU seconds of training that a Budget counted). Resuming at step k keeps the rows up to k and
+    appends: the rows a stopped run wrote after its last checkpoint are dropped, since the resumed
+    run does those steps again. Once, early on, it prints the pace and what it projects for the
+    whole run."""
 
     FIELDS = ["step", "train_loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "tokens_seen", "train_cpu_s"]
+    PACE_AFTER_S = 10                      # print the estimate after this long, or PACE_AFTER_STEPS
+    PACE_AFTER_STEPS = 200
 
     def __init__(self, csv_path, start_step, total_steps, resume=False, budget=None):
         csv_path = Path(csv_path)
         csv_path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not (resume and csv_path.exists())
-        self.file = open(csv_path, "w" if fresh else "a", newline="")
+        kept = self._rows_until(csv_path, start_step) if resume else []
+        self.file = open(csv_path, "w", newline="")
         self.writer = csv.writer(self.file)
-        if fresh:
-            self.writer.writerow(self.FIELDS)
+        self.writer.writerow(self.FIELDS)
+        self.writer.writerows(kept)
+        self.start_step, self.paced = start_step, budget is not None and budget.seconds is not None
         self.bar = tqdm(total=total_steps, initial=start_step, desc="training", unit="step",
                         dynamic_ncols=True, file=sys.stderr)
         self.start_time = time.time()
@@ -295,6 +351,15 @@ class TrainLog:
         self.tokens = 0
         self.window_tokens = 0
         self.budget = budget               # with --minutes the bar's total follows its projection
+
+    @staticmethod
+    def _rows_until(csv_path, step):
+        """The data rows of an earlier log of this run up to `step` (none if there is no log)."""
+        if not csv_path.exists():
+            return []
+        with open(csv_path, newline="") as f:
+            rows = list(csv.reader(f))[1:]
+        return [r for r in rows if r and r[0].isdigit() and int(r[0]) <= step]
 
     def step(self, step, loss, lr, grad_norm, tokens, val_loss=None, log_every=10, cpu_s=None):
         """Record one optimizer step; writes a CSV row every `log_every` steps and at validation."""
@@ -304,6 +369,13 @@ class TrainLog:
             self.bar.total = self.budget.total(step)
             cpu_s = self.budget.used
         self.bar.update(1)
+        done = step - self.start_step
+        if not self.paced and (self.wall >= self.PACE_AFTER_S or done >= self.PACE_AFTER_STEPS):
+            self.paced = True
+            left = (self.bar.total - step) * self.wall / done
+            self.print(f"pace: {1e3 * self.wall / done:.0f} ms/step on {torch.get_num_threads()} thread(s); "
+                       f"the {self.bar.total - step:,} steps left take about {duration(left)} more "
+                       f"(validation included so far; --threads N to change)")
         if step % log_every == 0 or val_loss is not None:
             now = time.time()
             tok_s = self.window_tokens / max(now - self.last_time, 1e-9)
@@ -316,6 +388,13 @@ class TrainLog:
 
     def print(self, message):
         self.bar.write(message)
+
+    def sample(self, make_sample):
+        """Print make_sample()'s text, drawn without moving the run's random numbers: a sample
+        every N steps must not change the batches and dropout that follow (nor what --resume
+        repeats)."""
+        with torch.random.fork_rng(devices=[]):
+            self.print(make_sample())
 
     def close(self):
         self.bar.close()
@@ -330,13 +409,25 @@ class TrainLog:
         return self.tokens / max(self.wall, 1e-9)
 
 
-def finish_run(log, model, path, val_loss, sample):
+def duration(seconds):
+    """'1 h 35 min', '18 min', '40 s'."""
+    if seconds >= 3600:
+        return f"{int(seconds // 3600)} h {round(seconds % 3600 / 60)} min"
+    return f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def finish_run(log, model, path, val_loss, sample, interrupted=False):
     """The end of every LM train.py, finished or interrupted: close the bar and the log, print a
-    sample, the summary line and where the checkpoint is."""
+    sample, the summary line and where the checkpoint is; an interrupted run then exits with
+    status 130 (a finished one returns)."""
     log.close()
     print(sample)
     print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
     print(f"checkpoint: {path}")
+    if interrupted:
+        print("interrupted: python train.py --resume continues the run (with the same --data or "
+              "--checkpoint)", file=sys.stderr)
+        raise SystemExit(INTERRUPTED)
 
 
 def summary_line(val_loss, parameters, tokens_per_s, wall_s):

@@ -27,9 +27,9 @@ train_translator(args, *, model, data, model_type, config, loss_fn, optimizer=No
     batch -> loss_fn -> backward -> clip (--clip, global norm) -> step -> zero_grad -> log; every
     --eval-every steps and at the end the teacher-forced validation loss, a sample translation and
     a checkpoint (--checkpoint, default checkpoints/<model_type>/model.pt, with log.csv beside it).
-    Ctrl-C saves and returns. Last, the test split: losses with and without teacher forcing, BLEU
+    Ctrl-C stops at the end of the step, saves, and exits with status 130. Last, the test split: losses with and without teacher forcing, BLEU
     greedy and with --beam, BLEU by source length (utils.translation.print_evaluation).
-    Returns evaluate_translation's results, or None when interrupted.
+    Returns evaluate_translation's results.
 
 evaluate_checkpoint(args, model_type, build) -> results
     --eval-only: the same test report for the checkpoint at --checkpoint; build(config dict) makes
@@ -38,20 +38,16 @@ evaluate_checkpoint(args, model_type, build) -> results
 Flags read: those of add_common_args (--epochs --lr --batch-size --schedule --clip --seed --device
 --eval-every --sample-every --checkpoint --resume) and of add_translation_args (--beam --alpha ...).
 """
-from pathlib import Path
 
 import torch
 
-from utils.checkpoint import default_path, load_checkpoint, save_checkpoint
+from utils.checkpoint import RunSaver, checkpoint_path, load_checkpoint
+from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.metrics import perplexity
 from utils.translation import (TranslationData, evaluate_translation, greedy_decode, load_translator,
                                model_device, print_evaluation, teacher_forced_loss, training_batches)
 from utils.training import (TrainLog, clip_gradients, count_parameters, pick_device, print_config,
-                            resume_training, scheduled_lr, set_lr)
-
-
-def checkpoint_path(args, model_type):
-    return Path(args.checkpoint) if args.checkpoint else default_path(model_type)
+                            scheduled_lr, set_lr)
 
 
 def sample_line(model, data, split="val"):
@@ -88,26 +84,19 @@ def train_translator(args, *, model, data, model_type, config, loss_fn, optimize
     print_config(args, config)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=args.lr)
     lr_at = lr_at or (lambda step: scheduled_lr(args.schedule, step, args.epochs, args.lr))
-    path = checkpoint_path(args, model_type)
-    start, best_val = 0, float("inf")
-    if args.resume:
-        start, best_val = resume_training(path, model_type, config, model, optimizer, args.epochs,
-                                          ignore=("backward",))
+    save = RunSaver(checkpoint_path(args, model_type), model_type, model, optimizer, config, args, data,
+                    ignore=("backward",))
+    start = save.resume() if args.resume else 0
     print(f"parameters: {count_parameters(model):,}")
     val_batches = data.eval_batches("val")
 
-    def save(step, val_loss):
-        save_checkpoint(path, model_type=model_type, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                        config=vars(config), args=vars(args), tokenizer=data.to_dict(),
-                        step=step, best_val_loss=min(best_val, val_loss))
-
-    log = TrainLog(path.with_name("log.csv"), start, args.epochs, resume=args.resume)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume)
     # step k reads the k-th batch of a fixed shuffled order, so a resumed run reads what it would have
     batches = training_batches(data.pairs["train"], args.batch_size, args.seed, start)
     step, val_loss = start, float("inf")
     model.train()
-    try:
-        while step < args.epochs:
+    with StopOnCtrlC() as stop:
+        while step < args.epochs and not stop.requested:
             # set the learning rate
             lr = lr_at(step)
             set_lr(optimizer, lr)
@@ -122,26 +111,28 @@ def train_translator(args, *, model, data, model_type, config, loss_fn, optimize
             step += 1
             # every N steps and at the end: the validation loss (teacher-forced), a sample, a checkpoint
             val = None
-            if step % args.eval_every == 0 or step == args.epochs:
-                val_loss = val = teacher_forced_loss(model, val_batches)
-                log.print(f"step {step} | loss {loss.item():.4f} | val {val:.4f} | "
-                          f"ppl {perplexity(val):.2f} | lr {lr:.1e}")
-                log.print(sample_line(model, data))
-                save(step, val)
-                best_val = min(best_val, val)
-            elif args.sample_every and step % args.sample_every == 0:
-                log.print(sample_line(model, data))
+            with stop.allowed():
+                if step % args.eval_every == 0 or step == args.epochs:
+                    val_loss = val = teacher_forced_loss(model, val_batches)
+                    log.print(f"step {step} | loss {loss.item():.4f} | val {val:.4f} | "
+                              f"ppl {perplexity(val):.2f} | lr {lr:.1e}")
+                    log.print(sample_line(model, data))
+                    save(step, val)
+                elif args.sample_every and step % args.sample_every == 0:
+                    log.print(sample_line(model, data))
             log.step(step, loss.item(), lr, grad_norm, tokens=batch.n_tokens, val_loss=val)
-    except KeyboardInterrupt:
-        log.print(f"interrupted at step {step}: saving {path}")
-        save(step, teacher_forced_loss(model, val_batches))
+    if stop.requested:
+        # Ctrl-C: save first; the test report takes minutes, --eval-only gives it later
+        log.print(f"interrupted at step {step}: saving {save.path}")
+        save(step)
         log.close()
-        print(f"checkpoint: {path} (evaluate it on the test split with --eval-only)")
-        return None
+        print(f"checkpoint: {save.path} (evaluate it on the test split with --eval-only; "
+              f"continue the run with --resume)")
+        raise SystemExit(INTERRUPTED)
     log.close()
     results = report_test(model, data, args)
     print(summary(val_loss, results, count_parameters(model), log.tokens_per_s, log.wall))
-    print(f"checkpoint: {path}")
+    print(f"checkpoint: {save.path}")
     return results
 
 
