@@ -328,10 +328,20 @@ def fetch_multi30k(langs):
             failed.append(corpus)
             reason = reason or e.reason
     if failed:
-        where = ", ".join(f"{corpus.url} to {DATA_DIR / corpus.filename}" for corpus in failed)
-        names = ", ".join(Path(corpus.filename).name for corpus in failed)
+        folder = DATA_DIR / MULTI30K
         raise UserError(f"cannot download {len(failed)} Multi30k file{'s' * (len(failed) > 1)} ({reason}): "
-                        f"download {where} by hand, or pass --data DIR (a folder holding {names})")
+                        f"fetch {files_by_source(failed)} by hand into {folder}{os.sep}, "
+                        f"or pass --data DIR (a folder holding those files)")
+
+
+def files_by_source(corpora):
+    """'a.gz, b.gz from https://host/dir/' for a message: the file names, grouped by the URL folder
+    they come from (nine full URLs would bury the names)."""
+    groups = {}
+    for corpus in corpora:
+        base, name = corpus.url.rsplit("/", 1)
+        groups.setdefault(base + "/", []).append(name)
+    return "; ".join(f"{', '.join(names)} from {base}" for base, names in groups.items())
 
 
 def parallel_file(split_name, lang, data_dir):
