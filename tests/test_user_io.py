@@ -168,6 +168,12 @@ def test_without_task_generate_continues_text_even_when_the_translator_is_newer(
     mt.unlink()
     with pytest.raises(UserError, match=r"python train\.py --task translate\)$"):
         generate.main(["--task", "translate"])
+    # --help needs no checkpoint: each task's flags
+    capsys.readouterr()
+    for task, flag in (("lm", "--length"), ("translate", "--beam")):
+        with pytest.raises(SystemExit) as e:
+            generate.main(["--task", task, "--help"])
+        assert e.value.code == 0 and flag in capsys.readouterr().out
 
 
 def build_translator(generate):

@@ -523,10 +523,13 @@ def pick_task(argv, model_types, what):
     parser = ArgumentParser(add_help=False)
     parser.add_argument("--task", choices=list(model_types), default=None)
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("-h", "--help", action="store_true")
     known = parser.parse_known_args(argv)[0]
     task = known.task or "lm"
     defaults = {t: default_path(model_type) for t, model_type in model_types.items()}
     path = Path(known.checkpoint) if known.checkpoint else defaults[task]
+    if known.help:                     # the task's flags, trained or not: the script's parser prints them
+        return task, path
     if not path.is_file():
         raise UserError(missing_checkpoint_message(path, task, known, defaults, what))
     saved = {v: k for k, v in model_types.items()}.get(load_checkpoint(path, None)["model_type"])
