@@ -85,6 +85,8 @@ def default_file_mode():
 def pid_alive(pid):
     """Whether a process with this id runs (signal 0 checks without sending anything). Another
     user's process (PermissionError) runs too; any other doubt counts as alive: keep its file."""
+    if os.name == "nt":                # there os.kill(pid, 0) would terminate the process
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
