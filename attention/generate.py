@@ -17,8 +17,8 @@ from attention.model import AttentionConfig, RNNsearch
 from utils.checkpoint import default_path
 from utils.errors import UserError, run_main
 from utils.tokenizers import BOS, tokenize
-from utils.training import ArgumentParser
-from utils.translation import EXAMPLES, add_generate_args, decode, load_translator, translate
+from utils.training import ArgumentParser, pick_device
+from utils.translation import EXAMPLES, add_generate_args, decode, load_translator, model_device, translate
 
 MODEL_TYPE = "attention"
 
@@ -26,14 +26,16 @@ MODEL_TYPE = "attention"
 @torch.no_grad()
 def alignment(model, src_ids, tgt_ids):
     """α_ij of a translation: the decoder reads <bos> y_1 .. y_n (the words it chose) and the α of
-    each step is one row: (n + 1, len(src_ids)), row i for y_{i+1}, the last for <eos>."""
-    src = torch.tensor([src_ids])                                            # (1, S)
-    memory = model.encode(src, torch.tensor([len(src_ids)]))
+    each step is one row: (n + 1, len(src_ids)), row i for y_{i+1}, the last for <eos>. On the CPU,
+    for the plot, wherever the model runs."""
+    device = model_device(model)
+    src = torch.tensor([src_ids], device=device)                             # (1, S)
+    memory = model.encode(src, torch.tensor([len(src_ids)], device=device))
     state, rows = model.init_decoder(memory), []
     for prev in [BOS] + list(tgt_ids):
-        _, state = model.decode_step(memory, state, torch.tensor([prev]))
+        _, state = model.decode_step(memory, state, torch.tensor([prev], device=device))
         rows.append(state["alpha"][0])                                       # α_i  (S,)
-    return torch.stack(rows)                                                 # (n + 1, S)
+    return torch.stack(rows).cpu()                                           # (n + 1, S)
 
 
 def check_plot_path(path):
@@ -71,14 +73,15 @@ def main(argv=None):
         check_plot_path(args.plot)
     model, data = load_translator(args.checkpoint or default_path(MODEL_TYPE), MODEL_TYPE,
                                   lambda config: RNNsearch(AttentionConfig(**config)))
-    model.eval()
+    model.to(pick_device(args.device)).eval()
     prompt = args.prompt if args.prompt is not None else EXAMPLES.get(data.src_lang, "")
     print(translate(model, data, prompt, args.beam, args.alpha))
     if args.plot:
         # the same decoding again, for the ids of the words printed; then its α, step by step
         src_ids = data.src_tokenizer.encode(prompt)[:data.max_len]
-        tgt_ids = decode(model, torch.tensor([src_ids]), torch.tensor([len(src_ids)]), args.beam,
-                         data.max_len, args.alpha)[0]
+        device = model_device(model)
+        tgt_ids = decode(model, torch.tensor([src_ids], device=device), torch.tensor([len(src_ids)], device=device),
+                         args.beam, data.max_len, args.alpha)[0]
         alpha = alignment(model, src_ids, tgt_ids)                           # (n + 1, S)
         tgt_words = [data.tgt_tokenizer.words[i] for i in tgt_ids] + ["<eos>"]
         if len(tgt_ids) == data.max_len:                                     # cut at max_len: no <eos>

@@ -12,8 +12,8 @@ import torch
 from mlp.model import MLPConfig, NPLM
 from utils.checkpoint import default_path, load_model
 from utils.errors import UserError, run_main
-from utils.sampling import add_sampling_args, print_samples, sample_next, sampling_kwargs
-from utils.training import ArgumentParser
+from utils.sampling import add_sampling_args, generation_steps, print_samples, sample_next, sampling_kwargs
+from utils.training import ArgumentParser, pick_device
 
 
 @torch.no_grad()
@@ -23,10 +23,11 @@ def generate(model, prompt_ids, length, pad_id, generator=None, **sampling):
     model.eval()
     n = model.config.context
     ids = [pad_id] * max(0, n - len(prompt_ids)) + list(prompt_ids)
-    for _ in range(length):
+    for _ in generation_steps(length):
         window = torch.tensor([ids[-n:]], device=model.C.device)         # (1, n-1)
         logits, _ = model(window)                                       # (1, |V|)
-        ids.append(sample_next(logits, generator=generator, **sampling).item())
+        # sampled on the CPU, where the --seed generator lives
+        ids.append(sample_next(logits.cpu(), generator=generator, **sampling).item())
     return ids[max(0, n - len(prompt_ids)):]
 
 
@@ -43,6 +44,7 @@ def main(argv=None):
     args = add_sampling_args(parser).parse_args(argv)
     path = args.checkpoint or default_path("mlp")
     model, tokenizer = load_model(path, "mlp", lambda config: NPLM(MLPConfig(**config)))
+    model.to(pick_device(args.device))
     pad_id = padding_id(tokenizer)
     print_samples(args, tokenizer, lambda prompt_ids, generator: generate(
         model, prompt_ids, args.length, pad_id, generator, **sampling_kwargs(args)))

@@ -14,7 +14,7 @@ from rnn.model import ElmanRNN, RNNConfig
 from utils.checkpoint import default_path, load_model
 from utils.errors import run_main
 from utils.sampling import add_sampling_args, generate_recurrent, print_samples, sampling_kwargs
-from utils.training import ArgumentParser
+from utils.training import ArgumentParser, pick_device
 
 
 def main(argv=None):
@@ -22,6 +22,7 @@ def main(argv=None):
     args = add_sampling_args(parser).parse_args(argv)
     path = args.checkpoint or default_path("rnn")
     model, tokenizer = load_model(path, "rnn", lambda config: ElmanRNN(RNNConfig(**config)))
+    model.to(pick_device(args.device))
     print_samples(args, tokenizer, lambda prompt_ids, generator: generate_recurrent(
         model, prompt_ids, args.length, generator, **sampling_kwargs(args)))
 

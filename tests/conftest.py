@@ -42,6 +42,19 @@ def tiny_corpus(tmp_path):
     return path
 
 
+@pytest.fixture
+def multi30k_on_disk():
+    """For a test of the real Multi30k: fetched into data/multi30k/ if need be, or, where it is not
+    there and cannot be downloaded (offline, a fresh clone), the test is skipped with the reason.
+    Only missing data skips; every other test reads tiny corpora written on the spot."""
+    from utils.data import MULTI30K_LANGUAGES, fetch_multi30k
+    from utils.errors import UserError
+    try:
+        fetch_multi30k(MULTI30K_LANGUAGES)
+    except UserError as e:
+        pytest.skip(f"needs Multi30k in data/multi30k/: {e}")
+
+
 def write_parallel_corpus(folder, pairs_per_split, src="de", tgt="en"):
     """(source, target) sentence pairs per split under Multi30k's file names, <stem>.<lang>.gz:
     the layout that --data DIR reads."""

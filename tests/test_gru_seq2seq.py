@@ -1,7 +1,6 @@
 """The RNN Encoder-Decoder of Cho et al. 2014 (gru/model.py GRUEncoderDecoder), its --task translate
 in gru/train.py and gru/generate.py, and the shared loop in utils/translation_training.py."""
 import itertools
-import os
 
 import pytest
 import torch
@@ -235,14 +234,14 @@ def test_train_then_generate_then_resume_then_eval_only(corpus, tmp_path, script
     saved = load_checkpoint(ckpt, "gru_seq2seq")
     assert saved["step"] == 4 and saved["config"]["maxout"] == 8 and saved["tokenizer"]["kind"] == "translation"
 
-    # generate.py picks the task from the checkpoint and prints the translation, greedy or with a beam
+    # generate.py --task translate prints the translation, greedy or with a beam
     model, data = load_translator(ckpt, "gru_seq2seq", lambda c: GRUEncoderDecoder(Seq2SeqConfig(**c)))
     sentence = "ein alter mann sieht den hund ."
-    r = run_script("gru", "generate.py", "--checkpoint", ckpt, "--prompt", sentence, "--beam", 3)
+    r = run_script("gru", "generate.py", "--task", "translate", "--checkpoint", ckpt, "--prompt", sentence, "--beam", 3)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == translate(model, data, sentence, beam=3)
     capsys.readouterr()
-    generate.main(["--checkpoint", str(ckpt), "--prompt", sentence, "--beam", "1"])
+    generate.main(["--task", "translate", "--checkpoint", str(ckpt), "--prompt", sentence, "--beam", "1"])
     assert capsys.readouterr().out.strip() == translate(model, data, sentence, beam=1)
 
     # resume continues the step count; --eval-only reports the checkpoint on the test split
@@ -275,24 +274,6 @@ def test_a_checkpoint_of_the_other_task_is_a_one_line_error(corpus, tmp_path, sc
         parse_args(["--task", "translate", "--bptt", "5"])
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unrecognized arguments: --bptt") and "\n" not in err
-
-
-def test_generate_without_flags_uses_the_newer_default_checkpoint(corpus, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("utils.translation.default_path", lambda model_type: tmp_path / model_type / "model.pt")
-    lm = lm_checkpoint(tmp_path / "gru" / "model.pt")
-    mt = tmp_path / "gru_seq2seq" / "model.pt"
-    main(["--task", "translate", "--data", str(corpus), "--epochs", "1", "--checkpoint", str(mt), "--beam", "1",
-          *map(str, TINY[:-2])])
-    capsys.readouterr()
-    os.utime(lm, (1, 1))                                              # the translator is newer
-    generate.main(["--prompt", "ein junger mann ."])
-    out = capsys.readouterr()
-    model, data = load_translator(mt, "gru_seq2seq", lambda c: GRUEncoderDecoder(Seq2SeqConfig(**c)))
-    assert out.out.strip() == translate(model, data, "ein junger mann .", beam=5) and "newer" in out.err
-    os.utime(mt, (0, 0))                                              # now the language model is
-    generate.main(["--prompt", "ab", "--length", "5", "--seed", "1"])
-    assert capsys.readouterr().out.startswith("ab")
-    assert generate.pick_task(["--task", "translate"], generate.MODEL_TYPES, generate.WHAT) == ("translate", mt)
 
 
 def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_cleanly(corpus, tmp_path, scripts_on_one_thread):

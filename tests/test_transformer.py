@@ -602,10 +602,10 @@ def test_translate_train_then_generate_and_wrong_kinds_of_checkpoint(tmp_path, c
     # generate.py, in this process (a script's start-up costs seconds): one line, the translation;
     # greedy gives what greedy_decode of the checkpoint's model gives
     capsys.readouterr()
-    generate_main(["--checkpoint", str(ckpt), "--prompt", "Ein alter Mann sieht den Hund.", "--beam", "2"])
+    generate_main(["--task", "translate", "--checkpoint", str(ckpt), "--prompt", "Ein alter Mann sieht den Hund.", "--beam", "2"])
     translation = capsys.readouterr().out
     assert translation.strip() and translation.count("\n") == 1
-    generate_main(["--checkpoint", str(ckpt), "--prompt", "Ein alter Mann sieht den Hund.", "--beam", "1"])
+    generate_main(["--task", "translate", "--checkpoint", str(ckpt), "--prompt", "Ein alter Mann sieht den Hund.", "--beam", "1"])
     greedy = capsys.readouterr().out.strip()
     model = TransformerTranslator(TranslatorConfig(**saved["config"]))
     model.load_state_dict(saved["model"])

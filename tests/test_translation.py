@@ -376,7 +376,7 @@ def test_bleu_by_length_buckets_partition_the_sentences():
 
 # ---------------------------------------------------------------- data
 
-def test_multi30k_loads_from_data_with_its_sizes():
+def test_multi30k_loads_from_data_with_its_sizes(multi30k_on_disk):
     splits = data_module.load_parallel("de", "en")
     assert {k: (len(s), len(t)) for k, (s, t) in splits.items()} == \
         {"train": (29000, 29000), "val": (1014, 1014), "test": (1000, 1000)}
@@ -416,7 +416,7 @@ def test_offline_multi30k_error_names_url_target_and_data_flag(monkeypatch, tmp_
     with pytest.raises(UserError) as e:
         data_module.load_parallel("de", "en")
     message = str(e.value)
-    assert url in message and str(tmp_path / "data" / "multi30k" / "train.de.gz") in message
+    assert "train.de.gz from http://127.0.0.1:9/" in message and str(tmp_path / "data" / "multi30k") in message
     assert "--data DIR" in message and "\n" not in message
 
 

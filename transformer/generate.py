@@ -1,17 +1,17 @@
 """Continue a prompt with a Transformer language model, or translate a sentence with the translator.
 
-The language model reads through a KV cache; the checkpoint's model decides which task (or --task).
+The language model (reading through a KV cache) unless --task translate.
 
     cd transformer && python generate.py --prompt "the" --length 300 --temperature 0.8
     cd transformer && python generate.py --prompt "the" --no-cache     # re-read the context for every token
-    cd transformer && python generate.py --prompt "Ein Mann fährt Fahrrad." --beam 5   # a translate checkpoint
+    cd transformer && python generate.py --task translate --prompt "Ein Mann fährt Fahrrad." --beam 5
     cd transformer && python generate.py --task translate --beam 1     # greedy; --task translate --help: its flags
 
 A translator encodes the sentence once and decodes greedily or with a beam (utils/translation.py),
 one position per step: its decoder keeps the keys and values of the words so far, and those of
-the source, computed once. Without --checkpoint and --task, the newer of
-checkpoints/transformer/model.pt (--task lm) and checkpoints/transformer_mt/model.pt (--task
-translate) is used.
+the source, computed once. Without --checkpoint, --task lm (the default) reads
+checkpoints/transformer/model.pt and --task translate checkpoints/transformer_mt/model.pt; a
+--checkpoint of the other task is an error naming the --task to add.
 """
 import sys
 from pathlib import Path
@@ -23,8 +23,8 @@ import torch
 from transformer.model import KVCache, TransformerConfig, TransformerLM, TransformerTranslator, TranslatorConfig
 from utils.checkpoint import load_model
 from utils.errors import run_main
-from utils.sampling import add_sampling_args, print_samples, sample_next, sampling_kwargs
-from utils.training import ArgumentParser
+from utils.sampling import add_sampling_args, generation_steps, print_samples, sample_next, sampling_kwargs
+from utils.training import ArgumentParser, pick_device
 from utils.translation import add_generate_args, load_translator, pick_task, print_translation
 
 TASKS = ("lm", "translate")
@@ -52,7 +52,7 @@ def generate(model, prompt_ids, length, use_cache=True, generator=None, **sampli
     ids = list(prompt_ids)
     cache = KVCache(model.config.n_layers) if use_cache else None
     unread = ids[-block:]                                              # tokens not in the cache yet
-    for _ in range(length):
+    for _ in generation_steps(length):
         if cache is None:
             logits, _ = model(torch.tensor([ids[-block:]], device=device))        # (1, <= block, |V|)
         else:
@@ -72,13 +72,13 @@ def main(argv=None):
     task, path = pick_task(argv, MODEL_TYPES, WHAT)
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=TASKS, default=None,
-                        help="lm: continue text; translate: translate a sentence (default: what the "
-                             "checkpoint holds; --task translate --help lists its flags)")
+                        help="lm: continue text; translate: translate a sentence (default: lm; "
+                             "--task translate --help lists its flags)")
     if task == "translate":
         args = add_generate_args(parser).parse_args(argv)
         model, data = load_translator(path, MODEL_TYPES[task],
                                       lambda config: TransformerTranslator(TranslatorConfig(**config)))
-        print_translation(args, model, data)
+        print_translation(args, model.to(pick_device(args.device)), data)
         return
     add_sampling_args(parser)
     parser.add_argument("--no-cache", action="store_true",
@@ -86,6 +86,7 @@ def main(argv=None):
                              "values (slower; to compare)")
     args = parser.parse_args(argv)
     model, tokenizer = load_model(path, MODEL_TYPES[task], lambda config: TransformerLM(TransformerConfig(**config)))
+    model.to(pick_device(args.device))
     print_samples(args, tokenizer, lambda prompt_ids, generator: generate(
         model, prompt_ids, args.length, not args.no_cache, generator, **sampling_kwargs(args)))
 

@@ -5,10 +5,14 @@
     train, val = split(text)                # first 90% / last 10%
     pairs = load_parallel("de", "en")       # Multi30k: {"train": (German, English), "val": ..., "test": ...}
 """
+import collections
+import functools
 import gzip
 import hashlib
 import os
+import re
 import tempfile
+import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -69,19 +73,74 @@ def sha256_of(path):
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
+def default_file_mode():
+    """The permissions open() would give a new file: 0o666 less the umask. The umask can only be
+    read by setting it, so it is set and restored at once, and read once per process."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def pid_alive(pid):
+    """Whether a process with this id runs (signal 0 checks without sending anything). Another
+    user's process (PermissionError) runs too; any other doubt counts as alive: keep its file."""
+    if os.name == "nt":                # there os.kill(pid, 0) would terminate the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
+
+
+def temporary_pattern(path):
+    """The names atomic_write gives its temporaries of `path`: .<name>.<pid>.<random>.tmp, the
+    random part without dots (mkstemp's letters), so a target named model.pt.1 cannot pass for
+    a temporary of model.pt. Group 1: the writer's pid."""
+    return re.compile(rf"^\.{re.escape(path.name)}\.(\d+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_stale_temporaries(path):
+    """Delete the temporaries of `path` whose writer is gone (a kill -9 in the middle of a save
+    leaves one behind); those of writers still running are theirs, and stay."""
+    pattern = temporary_pattern(path)
+    for tmp in path.parent.iterdir():
+        match = pattern.match(tmp.name)
+        if match and int(match.group(1)) != os.getpid() and not pid_alive(int(match.group(1))):
+            try:
+                tmp.unlink()
+            except FileNotFoundError:        # another writer cleaned it up first
+                pass
+
+
 def atomic_write(path, write):
     """Call write(file) on a temporary file beside `path`, then rename it into place:
-    a crash or Ctrl-C never leaves a half-written file where a good one was."""
+    a crash or Ctrl-C never leaves a half-written file where a good one was. The temporary carries
+    the writer's pid, so that a later write can tell a dead writer's leftover from a live one's;
+    the file gets the mode open() would give it (mkstemp's is 0600)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+class DownloadFailed(UserError):
+    """The URL could not be reached (offline, a refused connection): `reason` says why."""
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason
 
 
 def download(url, path, sha256, hint=None):
@@ -92,7 +151,7 @@ def download(url, path, sha256, hint=None):
         response = urllib.request.urlopen(url, timeout=30)
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise UserError(f"cannot download {url} ({reason}): {hint}") from None
+        raise DownloadFailed(f"cannot download {url} ({reason}): {hint}", reason) from None
 
     def write(f):
         h = hashlib.sha256()
@@ -121,8 +180,10 @@ def fetch(name, hint=None):
 
 
 def read_text(path):
-    """A UTF-8 text file as a str; empty or undecodable files are a UserError."""
+    """A UTF-8 text file as a str; a directory, an empty or an undecodable file is a UserError."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, not a text file: give one UTF-8 text file")
     if not path.is_file():
         raise UserError(f"no such file: {path}")
     raw = path.read_bytes()
@@ -135,20 +196,68 @@ def read_text(path):
     return text
 
 
+def normalise_line_ends(text, source):
+    """Windows line ends (\\r\\n) as \\n, with a note: otherwise every line of a file saved on
+    Windows ends in a '\\r' the model must learn to emit, and its samples carry it."""
+    crlf = text.count("\r\n")
+    if crlf:
+        text = text.replace("\r\n", "\n")
+        print(f"note: {source}: {crlf:,} Windows line ends (\\r\\n) read as \\n")
+    return text
+
+
+# control characters that belong in text
+TEXT_CONTROLS = {"\n", "\t", "\r"}
+
+
+def check_char_corpus(text, source):
+    """A UserError for text a character model cannot learn from: fewer than two distinct characters
+    (20,000 NUL bytes are valid UTF-8, and would train a model of one symbol), or mostly control
+    characters (a binary file that happens to decode)."""
+    counts = collections.Counter(text)
+    if len(counts) < 2:
+        (char, n), = counts.items()
+        raise UserError(f"{source} holds one distinct character ({char!r}, {n:,} times): "
+                        f"a language model needs text with at least two")
+    controls = {c: n for c, n in counts.items() if c not in TEXT_CONTROLS and unicodedata.category(c) == "Cc"}
+    if sum(controls.values()) * 2 > len(text):
+        share = sum(controls.values()) / len(text)
+        examples = ", ".join(repr(c) for c in sorted(controls, key=controls.get, reverse=True)[:3])
+        raise UserError(f"{source}: {share:.0%} of its characters are control characters ({examples}, ...): "
+                        f"not text; give a UTF-8 text file")
+
+
+def language_model_corpora():
+    """The known corpora a language model reads (Multi30k's files, named multi30k/..., are for translation)."""
+    return [name for name in CORPORA if "/" not in name]
+
+
 def load_corpus(name_or_path="tinyshakespeare"):
-    """Text of a known corpus (by name) or of any UTF-8 file (by path)."""
+    """Text of a known corpus (by name) or of any UTF-8 file (by path), for a character model:
+    Windows line ends read as \\n, and degenerate text (one symbol, mostly control characters)
+    refused."""
     if name_or_path in CORPORA:
-        return read_text(fetch(name_or_path))
-    if not Path(name_or_path).exists():
-        known = ", ".join(CORPORA)
+        text = read_text(fetch(name_or_path))
+    elif not Path(name_or_path).exists():
+        known = ", ".join(language_model_corpora())
         raise UserError(f"no such file: {name_or_path} (known corpora: {known})")
-    return read_text(name_or_path)
+    else:
+        text = read_text(name_or_path)
+    text = normalise_line_ends(text, name_or_path)
+    check_char_corpus(text, name_or_path)
+    return text
 
 
 def split(sequence, train_fraction=0.9):
     """First train_fraction for training, the rest for validation (no shuffling: text is ordered)."""
     n = int(len(sequence) * train_fraction)
     return sequence[:n], sequence[n:]
+
+
+def list_chars(chars, limit=20):
+    """Characters for a message, each as its repr ('é', '\\x0c'), the first `limit` of them."""
+    shown = ", ".join(repr(c) for c in chars[:limit])
+    return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
 
 
 def char_lm_data(name_or_path, train_fraction=0.9):
@@ -161,7 +270,8 @@ def char_lm_data(name_or_path, train_fraction=0.9):
     tokenizer = CharTokenizer.from_text(train_text)
     unseen = sorted(set(val_text) - set(train_text))
     if unseen:
-        print(f"note: {len(unseen)} characters occur only in the validation split; added to the vocabulary")
+        print(f"note: {len(unseen)} characters occur only in the validation split ({list_chars(unseen)}); "
+              f"added to the vocabulary")
         tokenizer = CharTokenizer(tokenizer.chars + unseen)
     train = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
     val = torch.tensor(tokenizer.encode(val_text), dtype=torch.long)
@@ -190,15 +300,59 @@ def read_lines(path):
     return [line.rstrip("\r") for line in lines]
 
 
+def check_multi30k_languages(*langs):
+    """A UserError, before any download, for a language Multi30k does not have."""
+    for lang in langs:
+        if lang not in MULTI30K_LANGUAGES:
+            raise UserError(f"Multi30k has no {lang!r} side: choose --src/--tgt among "
+                            f"{', '.join(MULTI30K_LANGUAGES)}")
+
+
+def multi30k_name(split_name, lang):
+    """The CORPORA name of one side of one split: multi30k/<stem>.<lang>.gz."""
+    return f"{MULTI30K}/{MULTI30K_SPLITS[split_name]}.{lang}.gz"
+
+
+def fetch_multi30k(langs):
+    """Download every Multi30k file of these languages not yet in data/multi30k/. Offline, the
+    error names all the files that could not be fetched at once (not one per run), with where each
+    goes, and the --data DIR way around."""
+    check_multi30k_languages(*langs)
+    missing = [CORPORA[multi30k_name(split_name, lang)] for split_name in MULTI30K_SPLITS for lang in langs]
+    missing = [corpus for corpus in missing if not (DATA_DIR / corpus.filename).exists()]
+    failed, reason = [], None
+    for corpus in missing:
+        try:
+            path = DATA_DIR / corpus.filename
+            download(corpus.url, path, corpus.sha256, f"download {corpus.url} to {path} by hand, "
+                     f"or pass --data DIR (a folder holding {path.name})")
+        except DownloadFailed as e:
+            failed.append(corpus)
+            reason = reason or e.reason
+    if failed:
+        folder = DATA_DIR / MULTI30K
+        raise UserError(f"cannot download {len(failed)} Multi30k file{'s' * (len(failed) > 1)} ({reason}): "
+                        f"fetch {files_by_source(failed)} by hand into {folder}{os.sep}, "
+                        f"or pass --data DIR (a folder holding those files)")
+
+
+def files_by_source(corpora):
+    """'a.gz, b.gz from https://host/dir/' for a message: the file names, grouped by the URL folder
+    they come from (nine full URLs would bury the names)."""
+    groups = {}
+    for corpus in corpora:
+        base, name = corpus.url.rsplit("/", 1)
+        groups.setdefault(base + "/", []).append(name)
+    return "; ".join(f"{', '.join(names)} from {base}" for base, names in groups.items())
+
+
 def parallel_file(split_name, lang, data_dir):
     """Path of one side of one split: Multi30k's file in data/ (fetched on first use) when data_dir
     is None or "multi30k", else {stem}.{lang}.gz or {stem}.{lang} inside the folder data_dir."""
     stem = MULTI30K_SPLITS[split_name]
     if data_dir in (None, MULTI30K):
-        if lang not in MULTI30K_LANGUAGES:
-            raise UserError(f"Multi30k has no {lang!r} side: choose --src/--tgt among "
-                            f"{', '.join(MULTI30K_LANGUAGES)}")
-        name = f"{MULTI30K}/{stem}.{lang}.gz"
+        check_multi30k_languages(lang)
+        name = multi30k_name(split_name, lang)
         corpus = CORPORA[name]
         hint = (f"download {corpus.url} to {DATA_DIR / corpus.filename} by hand, "
                 f"or pass --data DIR (a folder holding {stem}.{lang}.gz)")
@@ -223,6 +377,8 @@ def load_parallel(src="de", tgt="en", data_dir=None):
     first use) unless data_dir names a folder with the same file names."""
     if src == tgt:
         raise UserError(f"--src and --tgt are both {src!r}: translate between two languages")
+    if data_dir in (None, MULTI30K):
+        fetch_multi30k((src, tgt))
     splits = {}
     for split_name in MULTI30K_SPLITS:
         src_path, tgt_path = parallel_file(split_name, src, data_dir), parallel_file(split_name, tgt, data_dir)

@@ -1,8 +1,23 @@
 """Choosing the next token from logits: argmax, temperature, top-k, top-p (nucleus); the sampling
 loop of recurrent models, and the flags and printing every generate.py shares."""
+import sys
+
 import torch
+from tqdm import tqdm
 
 from utils.errors import UserError
+
+# generations longer than this show a progress bar: a 100,000-character sample takes minutes on a
+# CPU, and nothing is printed until it is done
+PROGRESS_FROM = 2000
+
+
+def generation_steps(length, desc="generating"):
+    """range(length) for a sampling loop; over PROGRESS_FROM tokens, with a progress bar on stderr
+    that is erased when done (leave=False), so that stdout holds the sample alone."""
+    if length <= PROGRESS_FROM:
+        return range(length)
+    return tqdm(range(length), desc=desc, unit="tok", leave=False, file=sys.stderr)
 
 
 def sample_next(logits, temperature=1.0, top_k=None, top_p=None, greedy=False, generator=None):
@@ -36,7 +51,7 @@ def generate_recurrent(model, prompt_ids, length, generator=None, **sampling):
     device = next(model.parameters()).device
     ids = list(prompt_ids)
     logits, _, state = model(torch.tensor([ids], device=device))    # (1, len(prompt), |V|)
-    for _ in range(length):
+    for _ in generation_steps(length):
         # sampled on the CPU, where the --seed generator lives
         next_id = sample_next(logits[:, -1].cpu(), generator=generator, **sampling)   # (1,)
         ids.append(next_id.item())
@@ -74,6 +89,15 @@ def add_sampling_args(parser, length=500):
     g.add_argument("--seed", type=int, default=None, help="random seed for sampling (default: random)")
     g.add_argument("--num-samples", type=positive_int, default=1, help="how many samples (default: 1)")
     g.add_argument("--checkpoint", default=None, help="checkpoint to load (default: the folder's checkpoints/<folder>/model.pt)")
+    add_device_arg(g)
+    return parser
+
+
+def add_device_arg(parser):
+    """--device for a generate.py (the model moves there; sampling stays on the CPU, where the
+    --seed generator lives, so a seed gives the same sample on every device)."""
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+                        help="where the model runs: auto picks cuda, then mps, then cpu (default: auto)")
     return parser
 
 

@@ -37,6 +37,7 @@ from utils.checkpoint import default_path, load_checkpoint, load_weights
 from utils.data import MULTI30K, load_parallel
 from utils.errors import UserError
 from utils.metrics import perplexity
+from utils.sampling import add_device_arg
 from utils.tokenizers import BOS, EOS, PAD, WordTokenizer, tokenize
 from utils.training import ArgumentParser, positive_int
 
@@ -501,37 +502,51 @@ def add_translation_args(parser, data_default=MULTI30K):
 
 
 def add_generate_args(parser):
-    """The flags of a translation generate.py: --prompt, --checkpoint, --beam, --alpha."""
+    """The flags of a translation generate.py: --prompt, --checkpoint, --device, --beam, --alpha."""
     parser.add_argument("--prompt", default=None,
                         help="the sentence to translate, in the source language (default: an example)")
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint to load (default: the folder's checkpoints/<folder>/model.pt)")
+    add_device_arg(parser)
     return add_decoding_args(parser)
 
 
+TRAIN_COMMANDS = {"lm": "python train.py", "translate": "python train.py --task translate"}
+
+
 def pick_task(argv, model_types, what):
-    """For a generate.py with two tasks: (task, checkpoint path) from --task, --checkpoint and the
-    checkpoint's model_type. model_types: {"lm": ..., "translate": ...}, the model_type train.py
-    saves for each; what: task -> its name in messages. Without --checkpoint and --task, the newer
-    of the two default checkpoints. A checkpoint of the other task is a UserError."""
+    """For a generate.py with two tasks: (task, checkpoint path) from --task and --checkpoint.
+    model_types: {"lm": ..., "translate": ...}, the model_type train.py saves for each; what: task
+    -> its name in messages. The task is --task, else the language model: which checkpoint is newer
+    must not change what `generate.py --prompt "the" --length 50` means. The path is --checkpoint,
+    else the task's default. A checkpoint of the other task is a UserError naming the --task to add."""
     parser = ArgumentParser(add_help=False)
     parser.add_argument("--task", choices=list(model_types), default=None)
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("-h", "--help", action="store_true")
     known = parser.parse_known_args(argv)[0]
-    defaults = {task: default_path(model_type) for task, model_type in model_types.items()}
-    if known.checkpoint or known.task:
-        path = Path(known.checkpoint) if known.checkpoint else defaults[known.task]
-    else:
-        found = [p for p in defaults.values() if p.is_file()]
-        path = max(found, key=lambda p: p.stat().st_mtime) if found else defaults["lm"]
-        if len(found) > 1:
-            print(f"note: using {path}, the newer checkpoint (choose with --task)", file=sys.stderr)
-    model_type = load_checkpoint(path, None)["model_type"] if path.is_file() else None
-    saved = {v: k for k, v in model_types.items()}.get(model_type)
-    task = known.task or saved or "lm"
+    task = known.task or "lm"
+    defaults = {t: default_path(model_type) for t, model_type in model_types.items()}
+    path = Path(known.checkpoint) if known.checkpoint else defaults[task]
+    if known.help:                     # the task's flags, trained or not: the script's parser prints them
+        return task, path
+    if not path.is_file():
+        raise UserError(missing_checkpoint_message(path, task, known, defaults, what))
+    saved = {v: k for k, v in model_types.items()}.get(load_checkpoint(path, None)["model_type"])
     if saved and saved != task:
-        raise UserError(f"{path} holds {what[saved]}, not {what[task]}: use --task {saved}")
+        raise UserError(f"{path} holds {what[saved]}, not {what[task]}: add --task {saved}")
     return task, path
+
+
+def missing_checkpoint_message(path, task, known, defaults, what):
+    """No checkpoint where pick_task looked: how to train one for this task, and, when only the
+    other task's default checkpoint exists (a translator trained, --task forgotten), the --task
+    that would use it."""
+    message = f"no checkpoint at {path}: train one first ({TRAIN_COMMANDS[task]})"
+    others = [t for t in defaults if t != task and defaults[t].is_file()]
+    if not known.checkpoint and not known.task and others:
+        message += f", or add --task {others[0]} for {what[others[0]]} at {defaults[others[0]]}"
+    return message
 
 
 def load_translator(path, model_type, build):
