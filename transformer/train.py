@@ -5,7 +5,7 @@ English on Multi30k by default.
 
     cd transformer && python train.py                 # Tiny Shakespeare: 4 layers, 4 heads, width 128, block 64
     cd transformer && python train.py --norm post --pos sinusoidal --dropout 0.1 --label-smoothing 0.1 \\
-        --schedule noam --warmup 400 --beta2 0.98 --weight-decay 0    # the paper's choices, at this size
+        --schedule noam --warmup 400 --lr 4.42e-3 --beta2 0.98 --weight-decay 0   # the paper's choices
     cd transformer && python train.py --task translate                # Multi30k de->en, BLEU at the end
     cd transformer && python train.py --task translate --eval-only    # the test report of the checkpoint
     cd transformer && python train.py --task translate --help         # the flags of the translation task
