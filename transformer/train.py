@@ -215,12 +215,9 @@ def train_lm(args):
                 if args.sample_every and step % args.sample_every == 0:
                     log.sample(lambda: sample_text(model, tokenizer, generate))
             log.step(step, loss.item(), lr, grad_norm, tokens=x.numel(), val_loss=val_loss)
-    if stop.requested:                                       # Ctrl-C: save first, then the rest
-        log.print(f"interrupted at step {step}: saving {save.path}")
-        save(step)
-    if stop.requested or args.fast_val:
-        val_loss = validate(final=True)
-    finish_run(log, model, save.path, val_loss, sample_text(model, tokenizer, generate), interrupted=stop.requested)
+    # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
+    finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate),
+               interrupted=stop.requested, fast_val=args.fast_val)
 
 
 def translation_loss(model, batch, label_smoothing=0.0):

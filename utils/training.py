@@ -416,14 +416,21 @@ def duration(seconds):
     return f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def finish_run(log, model, path, val_loss, sample, interrupted=False):
-    """The end of every LM train.py, finished or interrupted: close the bar and the log, print a
-    sample, the summary line and where the checkpoint is; an interrupted run then exits with
-    status 130 (a finished one returns)."""
+def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=False, fast_val=False):
+    """The end of every LM train.py, finished or interrupted. Interrupted (Ctrl-C): the run is
+    saved first, at `step`, so that nothing after can lose it. Then, when interrupted or with
+    --fast-val, the protocol's validation (validate(final=True)); the bar and the log are closed,
+    and a sample (make_sample()), the summary line and where the checkpoint is are printed. An
+    interrupted run then exits with status 130; a finished one returns."""
+    if interrupted:
+        log.print(f"interrupted at step {step}: saving {save.path}")
+        save(step)
+    if interrupted or fast_val:
+        val_loss = validate(final=True)
     log.close()
-    print(sample)
-    print(summary_line(val_loss, count_parameters(model), log.tokens_per_s, log.wall))
-    print(f"checkpoint: {path}")
+    print(make_sample())
+    print(summary_line(val_loss, count_parameters(save.model), log.tokens_per_s, log.wall))
+    print(f"checkpoint: {save.path}")
     if interrupted:
         print("interrupted: python train.py --resume continues the run (with the same --data or "
               "--checkpoint)", file=sys.stderr)
