@@ -193,6 +193,23 @@ def test_the_documented_hints_name_folders_and_commands_that_exist():
             assert name not in text, (path, name)
 
 
+
+@pytest.mark.parametrize("model_type, folder, flag", [("transformer_mt", "transformer", " --task translate"),
+                                                       ("gru_seq2seq", "gru", " --task translate"),
+                                                       ("lstm", "lstm", "")])
+def test_checkpoint_hints_name_the_folder_and_task_of_the_model(model_type, folder, flag, tmp_path):
+    """utils/checkpoint.py's messages: a checkpoint of another model names the script that reads
+    it, a missing one the command that trains it (not folders named after a model type)."""
+    from utils.checkpoint import load_checkpoint
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model_type=model_type, model={}, optimizer={}, config={}, args={}, tokenizer={},
+                    step=1, best_val_loss=1.0)
+    with pytest.raises(UserError, match=f"use {folder}/generate.py{flag}, or pass --checkpoint"):
+        load_checkpoint(path, "mlp")
+    with pytest.raises(UserError, match=f"train one first .cd {folder} && python train.py{flag}.$"):
+        load_checkpoint(tmp_path / "missing.pt", model_type)
+
+
 # ---------------------------------------------------------------- atomic_write: leftovers and modes
 
 def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes(tmp_path):
