@@ -88,7 +88,7 @@ class MikolovSchedule:
 
     def update(self, val_loss):
         val_loss = float(val_loss)
-        significant = val_loss * self.min_improvement <= self.best     # the toolkit's logp*min_improvement<llogp
+        significant = val_loss * self.min_improvement <= self.best     # the toolkit stalls at logp*min_improvement<llogp
         self.best = min(self.best, val_loss)
         if not significant:
             if self.halving:
