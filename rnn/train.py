@@ -29,7 +29,9 @@ from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, a
                             print_config, scheduled_lr, set_lr, start_run)
 
 MODEL_TYPE = "rnn"
-MIN_IMPROVEMENT = 0.003   # the mikolov schedule halves the lr below this relative improvement (§2)
+# "significant improvement" (§2 gives no number): the rnnlm toolkit's min_improvement = 1.003, i.e. a
+# validation loss at least 0.3% below the reference (rnnlmlib.cpp, CRnnLM::trainNet); the toolkit's, not §2's
+MIN_IMPROVEMENT = 1.003
 
 
 def parse_args(argv=None):
@@ -50,8 +52,9 @@ def parse_args(argv=None):
     t.add_argument("--bptt", type=positive_int, default=100,
                    help="T, steps per chunk: gradients flow back this far and no further (default: 100)")
     t.add_argument("--clip-mode", choices=["norm", "value"], default="norm",
-                   help="--clip bounds the global gradient norm, or each gradient element as the "
-                        "rnnlm toolkit did (default: norm)")
+                   help="--clip bounds the global gradient norm, or clamps each weight-gradient element "
+                        "(the rnnlm toolkit instead clamps each element of the error sent back through a "
+                        "weight matrix, at 15) (default: norm)")
     t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
                    help="adam, or the paper's plain SGD (there with --lr 0.1 --schedule mikolov) (default: adam)")
     e = parser.add_argument_group("evaluation")
@@ -64,11 +67,36 @@ def parse_args(argv=None):
     return parse_run_args(parser, argv, "rnn")
 
 
-def mikolov_lr(lr, val_loss, best_val):
-    """The schedule of §2: keep the learning rate while the validation loss improves by at least
-    0.3% (relative) on the best so far; otherwise halve it. DEVIATION: the paper checks after
-    each epoch and stops after a second failure; here after every validation, and never stops."""
-    return lr / 2 if val_loss > best_val * (1 - MIN_IMPROVEMENT) else lr
+class MikolovSchedule:
+    """The learning-rate rule of §2: "If log-likelihood of validation data increases, training
+    continues in new epoch. If no significant improvement is observed, learning rate α is halved
+    at start of each new epoch. After there is again no significant improvement, training is
+    finished." `update(val_loss)` takes one validation and returns True when training is finished;
+    `lr` is then the rate until the next validation.
+
+    DEVIATION: "an epoch" is here one validation (every --eval-every steps or --eval-every-minutes),
+    not one pass over the training text. "Significant" is the rnnlm toolkit's threshold,
+    min_improvement = 1.003 (the loss must be 0.3% below the reference), not a number from §2.
+    The reference is the best validation loss so far; §2 does not say against what, and the
+    toolkit compares with the previous validation, the same whenever the loss keeps falling.
+    Not done: the toolkit also goes back to the previous validation's weights when a validation
+    is worse (restoreWeights in CRnnLM::trainNet); §2 does not mention it.
+    `halving` and `best` let --resume continue where the run was (train.py reads them back)."""
+
+    def __init__(self, lr, best=float("inf"), halving=False, min_improvement=MIN_IMPROVEMENT):
+        self.lr, self.best, self.halving, self.min_improvement = lr, best, halving, min_improvement
+
+    def update(self, val_loss):
+        val_loss = float(val_loss)
+        significant = val_loss * self.min_improvement <= self.best     # the toolkit stalls at logp*min_improvement<llogp
+        self.best = min(self.best, val_loss)
+        if not significant:
+            if self.halving:
+                return True                  # "again no significant improvement": training is finished
+            self.halving = True              # the first stall: from now on, halve at every validation
+        if self.halving:
+            self.lr /= 2                     # "halved at start of each new epoch"
+        return False
 
 
 def dynamic_evaluate(model, data, batch_size, bptt, lr, device):
@@ -141,6 +169,8 @@ def main(argv=None):
     if args.resume:
         start = save.resume()
         lr = optimizer.param_groups[0]["lr"]                 # where the mikolov schedule had got to
+    # the mikolov schedule only ever halves --lr, and only once it has started halving: resume from that
+    schedule = MikolovSchedule(lr, save.best_val_loss, halving=lr < args.lr)
     print(f"parameters: {count_parameters(model):,}")
 
     def validate(final=False):
@@ -151,9 +181,9 @@ def main(argv=None):
     log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
     state = save.carry                     # s(0): zeros, made by the model; or where the resumed run was
-    step, val_loss = start, None
+    step, val_loss, finished = start, None, False
     with StopOnCtrlC() as stop:
-        while not budget.done(step) and not stop.requested:
+        while not budget.done(step) and not stop.requested and not finished:
             # set the learning rate (the mikolov schedule changes it only after a validation, below)
             if args.schedule != "mikolov":
                 lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
@@ -181,8 +211,12 @@ def main(argv=None):
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
                               f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
                     if args.schedule == "mikolov":
-                        lr = mikolov_lr(lr, val_loss, save.best_val_loss)  # halve α unless val improved by 0.3%
+                        finished = schedule.update(val_loss)     # halve α after a stall; a second: stop
+                        lr = schedule.lr
                         set_lr(optimizer, lr)                    # (so that the checkpoint keeps it)
+                        if finished:
+                            log.print(f"step {step}: no significant improvement again (mikolov schedule, §2): "
+                                      f"training is finished")
                     save(step, val_loss)
                 if args.sample_every and step % args.sample_every == 0:
                     log.sample(lambda: sample_text(model, tokenizer, generate_recurrent))

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from conftest import ROOT, assert_one_line_error, interrupt_training, run_script
 from rnn.model import ElmanBPTT, ElmanRNN, RNNConfig
-from rnn.train import mikolov_lr
+from rnn.train import MikolovSchedule
 from utils.batching import train_chunks
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.metrics import evaluate_recurrent
@@ -132,11 +132,50 @@ def test_evaluate_recurrent_with_carried_state_equals_one_pass_over_each_stream(
     assert evaluate_recurrent(model, data, batch_size=3, bptt=5, device="cpu") == pytest.approx(whole, rel=1e-5)
 
 
-def test_mikolov_schedule_halves_only_when_the_improvement_is_below_a_third_of_a_percent():
-    assert mikolov_lr(0.1, 2.0, float("inf")) == 0.1
-    assert mikolov_lr(0.1, 1.99, 2.0) == 0.1                   # 0.5% better: keep
-    assert mikolov_lr(0.1, 1.996, 2.0) == 0.05                 # 0.2% better: halve
-    assert mikolov_lr(0.1, 2.1, 2.0) == 0.05                   # worse: halve
+def run_schedule(losses, lr=0.1):
+    """The learning rate after each validation of `losses`, up to the one that finishes training."""
+    schedule, rates = MikolovSchedule(lr), []
+    for loss in losses:
+        if schedule.update(loss):
+            return rates, "stop"
+        rates.append(schedule.lr)
+    return rates, "go on"
+
+
+def test_mikolov_schedule_halves_after_the_first_stall_every_time_and_stops_at_the_second():
+    # significant: loss * 1.003 <= the best so far (the toolkit's 0.3%), worked out by hand:
+    #   3.0 first; 2.5, 2.4 better by far; 2.395 * 1.003 = 2.4022 > 2.4: a stall, start halving;
+    #   2.3 * 1.003 = 2.3069 <= 2.395 and 2.2 * 1.003 = 2.2066 <= 2.3: better, but halve at each;
+    #   2.199 * 1.003 = 2.2056 > 2.2: the second stall, training is finished (2.0 never read)
+    rates, end = run_schedule([3.0, 2.5, 2.4, 2.395, 2.3, 2.2, 2.199, 2.0])
+    assert rates == pytest.approx([0.1, 0.1, 0.1, 0.05, 0.025, 0.0125]) and end == "stop"
+    # a worse loss is a stall; the next is measured against the best (2.0), not the worse 2.1
+    rates, end = run_schedule([2.0, 2.1, 2.004, 1.9])
+    assert rates == pytest.approx([0.1, 0.05]) and end == "stop"    # 2.004 * 1.003 = 2.010 > 2.0
+    # improving by more than 0.3% every time: never halved, never stopped
+    assert run_schedule([2.0, 1.99, 1.98, 1.97]) == (pytest.approx([0.1] * 4), "go on")   # 0.5% each
+    # the boundary: 0.2% is a stall (the old rule's case), 0.5% is not
+    assert run_schedule([2.0, 1.996])[0] == pytest.approx([0.1, 0.05])
+    assert run_schedule([2.0, 1.99])[0] == pytest.approx([0.1, 0.1])
+
+
+def test_mikolov_schedule_resumes_halving():
+    """--resume rebuilds the schedule from the checkpoint: its best loss, and halving once lr < --lr."""
+    schedule = MikolovSchedule(0.05, best=2.0, halving=True)
+    assert not schedule.update(1.9) and schedule.lr == pytest.approx(0.025)
+    assert schedule.update(1.9)                                # no improvement again: finished
+
+
+def test_mikolov_schedule_stops_a_real_run_early(tiny_corpus, tmp_path):
+    """A rate so large that the loss cannot keep improving: the run stops before --epochs, and
+    ends as a finished run does (the summary, exit status 0, the checkpoint at the stopping step)."""
+    ckpt = tmp_path / "model.pt"
+    r = run_script("rnn", "train.py", "--data", tiny_corpus, "--epochs", 400, "--eval-every", 2,
+                   "--optimizer", "sgd", "--lr", 50, "--schedule", "mikolov", "--checkpoint", ckpt, *TINY)
+    assert r.returncode == 0, r.stderr
+    assert "training is finished" in r.stdout and "summary: val loss" in r.stdout
+    step = int(r.stdout.split("training is finished")[0].rsplit("step ", 1)[1].split(":")[0])
+    assert step < 400 and torch.load(ckpt, weights_only=True)["step"] == step
 
 
 def test_overfits_a_tiny_text():
