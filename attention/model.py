@@ -43,9 +43,9 @@ from utils.init import uniform_
 class AttentionConfig:
     src_vocab: int = 30000        # |V_x|, |V_y|: the paper keeps the 30,000 most frequent words (§4.1)
     tgt_vocab: int = 30000
-    n_embd: int = 256             # m. DEVIATION: smaller than the paper's (m = 620, §A.2)
-    n_hidden: int = 256           # n, per direction and in the decoder. DEVIATION: paper n = 1000
-    n_align: int = 256            # n', the alignment model's hidden layer. DEVIATION: paper n' = 1000
+    n_embd: int = 256             # m. DEVIATION: smaller than the paper's (m = 620, §A.2.3)
+    n_hidden: int = 256           # n, per direction and in the decoder. DEVIATION: paper n = 1000 (§A.2.3)
+    n_align: int = 256            # n', the alignment model's hidden layer. DEVIATION: paper n' = 1000 (§A.2.3)
     n_maxout: int = 128           # l, maxout units of the deep output, n / 2 as in the paper. DEVIATION: 500
     dropout: float = 0.2          # DEVIATION: the paper has no dropout; here on E x, E y and t_i
     variant: str = "cho"          # the GRU of gru/model.py: "cho" as in the paper, or torch.nn.GRU's "cudnn"
@@ -90,7 +90,8 @@ class RNNsearch(nn.Module):
     def encode(self, src, src_len):
         """src (B, S) padded after src_len -> memory: the annotations h (B, S, 2n), U_a h_j
         (B, S, n') and the mask of real source positions (B, S). Annotations at padded positions
-        are computed but never attended to."""
+        are computed but never attended to. DEVIATION: src holds the words only, no end symbol
+        (utils/translation.py's collate); the paper's sources end in <end> (its Fig. 3)."""
         B, S = src.shape
         j = torch.arange(S, device=src.device)
         mask = j < src_len[:, None]                                          # (B, S) bool

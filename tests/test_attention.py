@@ -92,6 +92,19 @@ def test_one_decoder_step_is_the_appendix_equations_written_out():
     assert torch.allclose(logits[0], t @ model.W_o + model.b_o, atol=1e-5)
 
 
+def test_the_source_carries_no_end_symbol_only_the_target_does():
+    """A documented departure (README): the paper's sources end in <end> (its Fig. 3); the shared
+    batches give the encoder x_1 .. x_{T_x} and padding, and put <eos> on the target side only."""
+    from utils.translation import collate
+    pairs = [([5, 6, 7], [8, 9]), ([5], [8, 9, 10])]
+    batch = collate(pairs, [0, 1])
+    assert batch.src.tolist() == [[5, 6, 7], [5, PAD, PAD]]
+    assert batch.src_len.tolist() == [3, 1]
+    assert EOS not in batch.src.tolist()[0] + batch.src.tolist()[1]
+    assert batch.tgt_in.tolist() == [[BOS, 8, 9, PAD], [BOS, 8, 9, 10]]
+    assert batch.tgt_out.tolist() == [[8, 9, EOS, PAD], [8, 9, 10, EOS]]
+
+
 # ---------------------------------------------------------------- the encoder
 
 @pytest.mark.parametrize("backward", ["manual", "autograd"])
