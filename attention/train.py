@@ -29,7 +29,8 @@ def parse_args(argv=None):
     add_common_args(parser, epochs=2500, lr=2e-3, batch_size=128, eval_every=500, folder=MODEL_TYPE,
                     schedule="cosine")
     add_translation_args(parser)
-    # §B.2: "we normalized the L2-norm of the gradient ... to be at most a predefined threshold of 1"
+    # §B.2: "We explicitly normalized the L2-norm of the gradient of the cost function each time to be
+    # at most a predefined threshold of 1"
     parser.set_defaults(clip=1.0)
     next(a for a in parser._actions if a.dest == "clip").help = \
         "clip gradients to this global norm (default: 1.0, §B.2)"
