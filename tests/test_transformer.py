@@ -16,7 +16,7 @@ from utils.evaluation import fast_estimate
 from transformer.train import main as train_main
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import run_main
-from utils.tokenizers import BOS, PAD
+from utils.tokenizers import BOS, EOS, PAD
 from utils.training import scheduled_lr
 from utils.translation import TranslationData, beam_search, collate, greedy_decode
 
@@ -577,6 +577,39 @@ def test_overfits_one_tiny_batch_with_label_smoothing():
     smoothed_floor = -(0.9 + 0.1 / 10) * math.log(0.9 + 0.1 / 10) - 9 * (0.1 / 10) * math.log(0.1 / 10)
     assert loss.item() < smoothed_floor + 0.1, loss.item()             # from ln(10) = 2.3
     assert greedy_decode(model.eval(), batch.src, batch.src_len, max_len=10) == rows
+
+
+def test_label_smoothing_puts_mass_on_pad_and_bos_too():
+    """README, Label smoothing: F.cross_entropy spreads epsilon_ls over all |V_y| classes, <pad> and
+    <bos> included (tokens the decoder is never asked to emit); ignore_index only drops PAD targets."""
+    V, eps = 7, 0.1
+    logits = torch.randn(2, 4, V)
+
+    class Fixed(nn.Module):
+        def forward(self, src, src_len, tgt_in):
+            return logits
+
+    batch = collate([([4, 5], [4, 5, 6]), ([6], [5])], [0, 1])     # the second target padded after <eos>
+    loss = translation_loss(Fixed(), batch, label_smoothing=eps)
+    logp = logits.log_softmax(-1)
+    scored = batch.tgt_out != PAD                                     # 4 + 2 targets; the PAD ones drop out
+    nll = -logp.gather(-1, batch.tgt_out[..., None])[..., 0]
+    uniform_all = -logp.mean(-1)                                      # over all V classes, PAD and BOS too
+    expected = ((1 - eps) * nll + eps * uniform_all)[scored].mean()
+    assert torch.allclose(loss, expected, atol=1e-6)
+    others = [c for c in range(V) if c not in (PAD, BOS)]
+    uniform_words = -logp[..., others].mean(-1)                       # a smoothing that skipped them
+    assert not torch.allclose(loss, ((1 - eps) * nll + eps * uniform_words)[scored].mean(), atol=1e-4)
+
+
+def test_sources_carry_no_eos():
+    """README, Departures: the encoder reads x_1 .. x_n and padding, no <eos>; the target side has its
+    <bos> (decoder input) and <eos> (scored)."""
+    batch = collate([([4, 5, 6], [7, 8]), ([9], [7])], [0, 1])
+    assert batch.src.tolist() == [[4, 5, 6], [9, PAD, PAD]]
+    assert batch.src_len.tolist() == [3, 1]
+    assert batch.tgt_in[:, 0].tolist() == [BOS, BOS]
+    assert batch.tgt_out.tolist() == [[7, 8, EOS], [7, EOS, PAD]]
 
 
 def test_translate_flags():

@@ -252,6 +252,8 @@ class TransformerLM(nn.Module):
         # E, the embedding, N(0, 0.02^2) as in GPT-2 (the paper gives no init). Not N(0, 1/d), where
         # times √d_model a row has norm ~1 and, tied, gives its own token a logit ~√d_model at first
         self.E = nn.Parameter(torch.randn(V, d) * 0.02)
+        # the learned table is added as it is, not times √d_model: at this init a row has norm ~0.23,
+        # a token's E √d_model ~2.6 and a sinusoid's 8 (transformer/README.md: the paper said, we measured)
         self.PE = nn.Parameter(torch.randn(T, d) * 0.02) if config.pos == "learned" else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         # pre-norm leaves the residual stream unnormalised: one more LayerNorm before the output
