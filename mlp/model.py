@@ -1,8 +1,9 @@
 """A Neural Probabilistic Language Model.
 
-Bengio, Ducharme, Vincent & Jauvin, JMLR 3 (2003) 1137-1155, §2 "A Neural Model" and §3
-(the architecture of Fig. 1, with the optional direct connections W). Batch normalisation
-(Ioffe & Szegedy 2015) is an addition of ours, off by default.
+Bengio, Ducharme, Vincent & Jauvin, JMLR 3 (2003) 1137-1155, §2 "A Neural Model": the
+architecture of Fig. 1 and the equation y = b + Wx + U tanh(d + Hx) beneath it, with the optional
+direct connections W. (§3 of the paper is its parallel implementation, not reproduced here.)
+Batch normalisation (Ioffe & Szegedy 2015) is an addition of ours, off by default.
 
     paper           code        shape
     n - 1           context     the number of previous tokens the model sees
@@ -26,10 +27,10 @@ from utils.init import uniform_, xavier_uniform_
 @dataclass
 class MLPConfig:
     vocab_size: int = 65
-    context: int = 5             # n - 1 (the paper's best Brown model used n = 5 words)
-    n_embd: int = 24             # m (the paper: 30 to 100 features per word)
-    n_hidden: int = 768          # h (the paper: 50 to 100 hidden units)
-    direct: bool = False         # the direct connections W of §2 (the paper tries both)
+    context: int = 5             # n - 1 (the paper's best Brown model, MLP10 of Table 1, used n = 5 words)
+    n_embd: int = 24             # m (the paper: m = 30, 60 or 100 features per word, §1.1)
+    n_hidden: int = 768          # h (the paper: 0, 50 or 100 hidden units in Table 1, 60 in Table 2)
+    direct: bool = False         # the direct connections W of §2 (Table 1 has rows with and without)
     batchnorm: bool = False      # DEVIATION: batch normalisation of d + Hx, not in the paper
 
 

@@ -46,7 +46,8 @@ def parse_args(argv=None):
     m.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=d.batchnorm,
                    help="batch-normalise the hidden pre-activation; not in the paper (default: off)")
     parser.add_argument("--weight-decay", type=float, default=0.0,
-                        help="decoupled weight decay of AdamW (default: 0; the paper used 1e-4 with SGD)")
+                        help="decoupled weight decay of AdamW (default: 0; the paper: a penalty of 1e-4 on Brown, "
+                             "1e-5 on AP News, with SGD, §4.2)")
     return parse_run_args(parser, argv, "mlp")
 
 

@@ -5,6 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from conftest import ROOT, assert_one_line_error, interrupt_training, run_script
+from mlp.generate import generate
 from mlp.model import BatchNorm, MLPConfig, NPLM
 from utils.checkpoint import load_checkpoint, save_checkpoint
 
@@ -79,6 +80,26 @@ def test_overfits_a_tiny_text(direct, batchnorm):
         opt.step()
     model.eval()
     assert model(x, y)[1].item() < 0.05
+
+
+def test_sampling_uses_the_cpu_generator_wherever_the_model_is():
+    """generate.py's --seed is a CPU torch.Generator: the logits go to the CPU before sample_next,
+    so the same seed gives the same text with the model on CUDA too (there, a CPU generator
+    would be refused by a sampler on the GPU)."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    model = NPLM(MLPConfig(vocab_size=11, context=3, n_embd=4, n_hidden=16, direct=True)).to(device)
+
+    def sample(seed, **kw):
+        return generate(model, [1, 2], 40, pad_id=0, generator=torch.Generator().manual_seed(seed), **kw)
+
+    a, b = sample(7, temperature=1.0), sample(7, temperature=1.0)
+    assert a == b                                    # the same seed, the same ids
+    assert len(a) == 42 and a[:2] == [1, 2]          # the prompt (padding stripped), then 40 new ids
+    assert all(0 <= i < 11 for i in a)
+    assert sample(8, temperature=1.0) != a           # the seed matters
+    assert sample(7, top_k=3, top_p=0.9) == sample(7, top_k=3, top_p=0.9)
+    assert sample(1, greedy=True) == sample(2, greedy=True)   # argmax ignores the generator
 
 
 def test_train_then_generate(tiny_corpus, tmp_path):

@@ -6,7 +6,13 @@ import torch
 
 @torch.no_grad()
 def uniform_(w, a):
-    """U(-a, a), the init of the 2003-2010 papers (e.g. Bengio et al. 2003)."""
+    """U(-a, a); the caller chooses a.
+
+    Chosen by this project, not taken from the early language-model papers: Bengio et al.
+    2003 name no distribution (§4.2: "Random initialization of the word features was done
+    (similarly to initialization of neural network weights)"), and Mikolov et al. 2010
+    ("Recurrent neural network based language model", §2) draw Gaussians: "Weights are
+    initialized to small values (random Gaussian noise with zero mean and 0.1 variance)"."""
     return w.uniform_(-a, a)
 
 
