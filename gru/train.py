@@ -102,7 +102,7 @@ def train_lm(args):
     print_config(args, config)
 
     model = GRULanguageModel(config).to(device)
-    # DEVIATION: Adam and a cosine schedule; the paper trains with Adadelta (§4.1)
+    # DEVIATION: Adam and a cosine schedule; the paper trains with Adadelta (its setup; section unverified)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     save = RunSaver(checkpoint_path(args, "gru"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
                     ignore=("backward",))
@@ -178,7 +178,7 @@ def train_translate(args):
                            n_embd=args.n_embd, n_hidden=args.n_hidden,
                            maxout=args.n_hidden // 2 if args.maxout else 0, variant=args.variant,
                            dropout=args.dropout, backward=args.backward)
-    # DEVIATION: Adam (--lr) and a cosine schedule; the paper trains with Adadelta (§4.1)
+    # DEVIATION: Adam (--lr) and a cosine schedule; the paper trains with Adadelta (its setup; section unverified)
     return train_translator(args, model=GRUEncoderDecoder(config), data=data, model_type=TRANSLATE_TYPE,
                             config=config, loss_fn=loss_fn)
 
