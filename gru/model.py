@@ -4,9 +4,12 @@ the RNN Encoder-Decoder that translates with it.
 Cho, van Merriënboer, Gulcehre, Bahdanau, Bougares, Schwenk & Bengio, "Learning Phrase
 Representations using RNN Encoder-Decoder for Statistical Machine Translation", EMNLP 2014,
 arXiv:1406.1078v3. §2.3: the hidden unit that adaptively remembers and forgets, Eqs. (5)-(8).
-§2.2 and appendix A.1: the encoder and decoder built from it (GRUEncoderDecoder, at the end,
-with its own symbol table). The character language model (a stack of GRU layers and a softmax
-output) is our test bed for the unit, not the paper's.
+§2.2 and the paper's appendix: the encoder and decoder built from it (GRUEncoderDecoder, at the
+end, with its own symbol table). The appendix is cited by content, "(appendix: encoder)" and
+"(appendix: decoder)": its subsection numbers (A.1, A.1.1, A.1.2 in earlier versions of this
+file) could not be checked against the paper's text, so they are not used (gru/README.md). The
+character language model (a stack of GRU layers and a softmax output) is our test bed for the
+unit, not the paper's.
 
     paper              code          shape
     x                  x             (B, T, I)       the layer's input (a one-hot character for the LM)
@@ -82,7 +85,7 @@ class GRULayer(nn.Module):
         """The time loop over a (B, T, 3H), the input side of every gate, precomputed (a language
         model looks up rows of W instead of multiplying one-hot vectors). -> (B, T, H), (B, H).
         inner (B, H) or None, cudnn variant only: a term of each sequence added inside the reset,
-        r ⊙ (U h_{t-1} + b_hn + inner), the same at every step (the decoder's C c, appendix A.1.2)."""
+        r ⊙ (U h_{t-1} + b_hn + inner), the same at every step (the decoder's C c, appendix: decoder)."""
         h0 = a.new_zeros(a.shape[0], self.hidden_size) if h0 is None else h0
         if self.backward == "manual":
             h = GRUBPTT.apply(a, self.U, self.reset_bias(inner), h0)          # (B, T, H)
@@ -297,16 +300,16 @@ class GRUBPTT(torch.autograd.Function):
         return dA, grad_U, grad_b_hn, grad_h0
 
 
-# ---------------------------------------------------------------- the RNN Encoder-Decoder (§2.2, appendix A.1)
+# ---------------------------------------------------------------- the RNN Encoder-Decoder (§2.2 and the appendix)
 
 @dataclass
 class Seq2SeqConfig:
     src_vocab: int = 8000
     tgt_vocab: int = 6000
-    n_embd: int = 256             # e(x), e(y): word embeddings. DEVIATION: the paper's are 100 (A.1)
-    n_hidden: int = 256           # H, encoder and decoder. DEVIATION: the paper's are 1000 (A.1); smaller trains faster on a CPU
-    maxout: int = 0               # M maxout units of the deep output, 0 = none; the paper's: 500 = H/2 (A.1.2)
-    variant: str = "cho"          # the encoder's unit (A.1.1 = Eqs. 5-8); the decoder's is A.1.2's, always
+    n_embd: int = 256             # e(x), e(y): word embeddings. DEVIATION: the paper's are rank-100 (its setup; unverified)
+    n_hidden: int = 256           # H, encoder and decoder. DEVIATION: the paper's are 1000; smaller trains faster on a CPU
+    maxout: int = 0               # M maxout units of the deep output, 0 = none; the paper's: 500 for H = 1000 (its setup; unverified)
+    variant: str = "cho"          # the encoder's unit (cho = Eqs. 5-8); the decoder's is the appendix's, always
     dropout: float = 0.3          # DEVIATION (none in the paper): on e(x), e(y) and the softmax layer's input
     backward: str = "manual"      # as in GRUConfig
 
@@ -335,11 +338,11 @@ class GRUEncoderDecoder(nn.Module):
         self.config = config
         E, H, M, V_y = config.n_embd, config.n_hidden, config.maxout, config.tgt_vocab
         D = 2 * M if M else V_y
-        # A.1.1: the encoder, Eqs. (5)-(8) over e(x_1) .. e(x_N), then the summary c
+        # appendix, encoder: Eqs. (5)-(8) over e(x_1) .. e(x_N), then the summary c
         self.E_x = nn.Parameter(torch.randn(config.src_vocab, E))     # rows at unit scale, like the LM's
         self.encoder = GRULayer(E, H, config.variant, config.backward)
         self.V = nn.Parameter(uniform_(torch.empty(H, H), H ** -0.5))
-        # A.1.2: the decoder. Its reset gate scales U' h'_{t-1} + C c: torch.nn.GRU's reset-after
+        # appendix, decoder: its reset gate scales U' h'_{t-1} + C c: torch.nn.GRU's reset-after
         # form ("cudnn" above), with C c a term of each sentence inside the reset
         self.E_y = nn.Parameter(torch.randn(V_y, E))
         self.decoder = GRULayer(E, H, "cudnn", config.backward)
@@ -359,7 +362,7 @@ class GRUEncoderDecoder(nn.Module):
         e = table.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
         return F.dropout(e, self.config.dropout, self.training)
 
-    # ---------------------------------------------------------------- encoder (A.1.1)
+    # ---------------------------------------------------------------- encoder (appendix: encoder)
 
     def encode(self, src, src_len):
         """src (B, S) padded after src_len (B,) words -> memory: c and its products the decoder adds
@@ -369,7 +372,7 @@ class GRUEncoderDecoder(nn.Module):
         # h^<N>: the state after each sentence's own last word. The padding comes after it, and a
         # recurrence cannot look ahead, so the padding changes nothing up to there
         h_N = h[torch.arange(B, device=src.device), src_len - 1]            # (B, H)
-        # c = tanh(V h^<N>)                                                  (A.1.1)
+        # c = tanh(V h^<N>)                                                  (appendix: encoder)
         c = torch.tanh(h_N @ self.V)                                         # (B, H) @ (H, H)
         # [C_r c | C_z c | C c]: the same for every step of the decoder, so computed once here
         Cc = c @ self.C                                                      # (B, H) @ (H, 3H)
@@ -378,10 +381,10 @@ class GRUEncoderDecoder(nn.Module):
                 "inner": Cc[:, 2 * H:],                                      # inside the reset: (B, H)
                 "o_c": c @ self.O_c + self.b_o}                              # O_c c into s': (B, D)
 
-    # ---------------------------------------------------------------- decoder (A.1.2)
+    # ---------------------------------------------------------------- decoder (appendix: decoder)
 
     def init_decoder(self, memory):
-        # h'^<0> = tanh(V' c)                                                (A.1.2)
+        # h'^<0> = tanh(V' c)                                                (appendix: decoder)
         return torch.tanh(memory["c"] @ self.V_prime)                        # (B, H)
 
     def decode_step(self, memory, h, prev):
@@ -397,14 +400,14 @@ class GRUEncoderDecoder(nn.Module):
     def output(self, h, e, o_c):
         """p(y_t | y_{t-1}, ..., y_1, c) from h'_t, e(y_{t-1}) and O_c c: logits (..., |V_y|)."""
         h = F.dropout(h, self.config.dropout, self.training)
-        # s' = O_h h'_t + O_y y_{t-1} + O_c c                                (A.1.2)
+        # s' = O_h h'_t + O_y y_{t-1} + O_c c                                (appendix: decoder)
         # DEVIATION: O_y reads the embedding e(y_{t-1}), not the one-hot y_{t-1}
         s = h @ self.O_h + e @ self.O_y + o_c                                # (..., D)
         if not self.config.maxout:
             return s                                                         # §2.2's g: a softmax over s'
-        # s_i = max{s'_{2i-1}, s'_{2i}}: maxout over pairs of units           (A.1.2)
+        # s_i = max{s'_{2i-1}, s'_{2i}}: maxout over pairs of units           (appendix: decoder)
         s = s.unflatten(-1, (self.config.maxout, 2)).amax(-1)                # (..., M)
-        # p(y_t = j | ...) = exp(g_j s) / sum_k exp(g_k s)                    (A.1.2)
+        # p(y_t = j | ...) = exp(g_j s) / sum_k exp(g_k s)                    (appendix: decoder)
         return s @ self.G + self.b_g                                         # (..., |V_y|)
 
     def forward(self, src, src_len, tgt_in):

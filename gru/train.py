@@ -1,13 +1,13 @@
 """Train a GRU (Cho et al. 2014) character language model, or the paper's RNN Encoder-Decoder.
 
 --task lm: next-character prediction with truncated BPTT; --task translate: the Encoder-Decoder
-of §2.2 and appendix A.1 on Multi30k, German to English, with losses and BLEU on the test split.
+of §2.2 and the paper's appendix on Multi30k, German to English, with losses and BLEU on the test split.
 
     cd gru && python train.py                                        # Tiny Shakespeare, the defaults below
     cd gru && python train.py --layers 2 --clip 1.0                  # a stack of two GRU layers
     cd gru && python train.py --variant cudnn                        # torch.nn.GRU's form of the unit
     cd gru && python train.py --task translate                       # Multi30k de->en, BLEU at the end
-    cd gru && python train.py --task translate --maxout              # the deep output of appendix A.1.2
+    cd gru && python train.py --task translate --maxout              # the maxout deep output of the appendix's decoder
     cd gru && python train.py --task translate --eval-only           # the test report of the checkpoint
     cd gru && python train.py --task translate --help                # the flags of the translation task
 """
@@ -74,16 +74,16 @@ def parse_args(argv=None):
 
 def add_seq2seq_args(parser):
     d = Seq2SeqConfig()
-    m = parser.add_argument_group("model (Cho et al. 2014, §2.2 and appendix A.1)")
+    m = parser.add_argument_group("model (Cho et al. 2014, §2.2 and the appendix)")
     m.add_argument("--n-embd", type=positive_int, default=d.n_embd,
                    help=f"E, word embedding size of both languages (paper: 100) (default: {d.n_embd})")
     m.add_argument("--n-hidden", type=positive_int, default=d.n_hidden,
                    help=f"H, GRU units of the encoder and of the decoder (paper: 1000) (default: {d.n_hidden})")
     m.add_argument("--maxout", action="store_true",
-                   help="the deep output of A.1.2: s' of H units, a maxout over pairs (H/2 units), then "
+                   help="the appendix's deep output: s' of H units, a maxout over pairs (H/2 units), then "
                         "the softmax layer; without it s' is the logits (default: off)")
     m.add_argument("--variant", choices=VARIANTS, default=d.variant,
-                   help="the encoder's unit: cho (Eqs. 5-8, as A.1.1) or cudnn; the decoder's is A.1.2's, "
+                   help="the encoder's unit: cho (Eqs. 5-8) or cudnn; the decoder's is the appendix's, "
                         f"the reset scaling U' h' + C c (default: {d.variant})")
     m.add_argument("--dropout", type=float, default=d.dropout,
                    help=f"dropout on the word embeddings and the softmax layer's input (default: {d.dropout})")
@@ -102,7 +102,7 @@ def train_lm(args):
     print_config(args, config)
 
     model = GRULanguageModel(config).to(device)
-    # DEVIATION: Adam and a cosine schedule; the paper trains with Adadelta (§4.1)
+    # DEVIATION: Adam and a cosine schedule; the paper trains with Adadelta (its setup; section unverified)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     save = RunSaver(checkpoint_path(args, "gru"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
                     ignore=("backward",))
@@ -178,7 +178,7 @@ def train_translate(args):
                            n_embd=args.n_embd, n_hidden=args.n_hidden,
                            maxout=args.n_hidden // 2 if args.maxout else 0, variant=args.variant,
                            dropout=args.dropout, backward=args.backward)
-    # DEVIATION: Adam (--lr) and a cosine schedule; the paper trains with Adadelta (§4.1)
+    # DEVIATION: Adam (--lr) and a cosine schedule; the paper trains with Adadelta (its setup; section unverified)
     return train_translator(args, model=GRUEncoderDecoder(config), data=data, model_type=TRANSLATE_TYPE,
                             config=config, loss_fn=loss_fn)
 

@@ -335,3 +335,48 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_cleanly(tiny_corpus, tmp_p
     assert "Traceback" not in err and "interrupted" in out
     assert load_checkpoint(tmp_path / "model.pt", "gru")["step"] > 0
     assert "summary: val loss" in out
+
+
+# ---------------------------------------------------------------- what gru/README.md says of the translator
+
+def test_the_translators_sources_carry_no_eos_while_its_targets_end_in_one(tmp_path):
+    """gru/README.md, departures: Cho et al. §2.2 end the source with an end-of-sequence symbol;
+    ours stop at the last word (utils/translation.py), and the summary c is the encoder's state
+    there. The targets do end in <eos>: the decoder learns when to stop."""
+    from conftest import toy_translation_corpus
+    from gru.model import GRUEncoderDecoder, Seq2SeqConfig
+    from utils.tokenizers import EOS, PAD
+    from utils.translation import TranslationData, collate
+
+    data = TranslationData.load(min_freq=1, data_dir=toy_translation_corpus(tmp_path / "corpus"))
+    pairs = data.pairs["train"]
+    assert all(EOS not in x and EOS not in y for x, y in pairs)
+    batch = collate(pairs, list(range(len(pairs))))
+    real = batch.src[batch.src_mask]
+    assert EOS not in real.tolist() and PAD not in real.tolist()
+    last = batch.src[torch.arange(len(pairs)), batch.src_len - 1]
+    assert data.src_tokenizer.decode(last.tolist()).split() == ["."] * len(pairs)   # the last word, not a marker
+    tgt_len = torch.tensor([len(y) for _, y in pairs])
+    assert (batch.tgt_out[torch.arange(len(pairs)), tgt_len] == EOS).all()
+    # the summary c is read from the state after that last word: the same with or without padding
+    torch.manual_seed(0)
+    model = GRUEncoderDecoder(Seq2SeqConfig(src_vocab=data.src_tokenizer.vocab_size,
+                                            tgt_vocab=data.tgt_tokenizer.vocab_size,
+                                            n_embd=5, n_hidden=6, dropout=0.0)).eval()
+    n = batch.src_len[0].item()
+    alone = model.encode(batch.src[:1, :n], batch.src_len[:1])["c"]
+    padded = torch.cat([batch.src[:1, :n], torch.full((1, 4), PAD)], 1)
+    assert torch.allclose(alone, model.encode(padded, batch.src_len[:1])["c"], atol=1e-6)
+
+
+def test_the_maxout_deep_output_is_off_by_default_and_the_help_cites_no_appendix_number():
+    """gru/README.md explains why --maxout (the paper's deep output) is not the default, and cites
+    the appendix by content: its subsection numbers could not be checked."""
+    args = parse_args(["--task", "translate"])
+    assert args.maxout is False
+    import io
+    from contextlib import redirect_stdout
+    out = io.StringIO()
+    with redirect_stdout(out), pytest.raises(SystemExit):
+        parse_args(["--task", "translate", "--help"])
+    assert "--maxout" in out.getvalue() and "A.1" not in out.getvalue()
