@@ -79,7 +79,7 @@ def test_written_out_bptt_gives_autograds_gradients_for_the_whole_model(maxout):
 
 
 def paper_decoder_step(model, e, h, c):
-    """h'_t and the logits of appendix A.1.2 written out from the model's weights (plus our biases)."""
+    """h'_t and the logits of the paper's appendix (decoder) written out from the model's weights (plus our biases)."""
     W_r, W_z, W = model.decoder.W.chunk(3, 1)
     U_r, U_z, U = model.decoder.U.chunk(3, 1)
     C_r, C_z, C = model.C.chunk(3, 1)
