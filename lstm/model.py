@@ -4,7 +4,8 @@ Graves, "Generating Sequences With Recurrent Neural Networks", arXiv:1308.0850v5
 §2: the deep recurrent network of Fig. 1, Eqs. (1)-(4): the input feeds every hidden layer and
 every hidden layer feeds the output layer ("skip connections"). §2.1: the LSTM cell of Fig. 2,
 Eqs. (7)-(11), with peephole weights from the cell to the gates, and the clipping of the LSTM
-derivatives (the error at the gates' inputs, before the sigmoid and tanh) to a fixed range.
+derivatives (the error at the gates' inputs, before the sigmoid and tanh) "to lie within a predefined
+range"; the range for text, [-1, 1], is given with the experiments (§3.1 Penn Treebank, §3.2 Wikipedia).
 
     paper              code          shape
     x_t                idx[:, t]     (B,)            the input character (one-hot in the paper)
@@ -40,7 +41,8 @@ class LSTMConfig:
     skip: bool = True             # Fig. 1: input -> every layer, every layer -> output
     backward: str = "manual"      # "manual": LSTMBPTT (below) runs BPTT; "autograd": torch unrolls the loop
     forget_bias: float = 1.0      # DEVIATION: b_f starts at 1 (a common fix, Gers et al. 2000), not 0
-    clip_lstm_grads: float | None = 1.0   # clip dL/da to [-v, v] at every step (§2.1; [-1, 1] for text); None: off
+    clip_lstm_grads: float | None = 1.0   # clip dL/da to [-v, v] at every step (§2.1); the paper's
+                                          # [-1, 1] for text is in §3.1 and §3.2; None: off
     dropout: float = 0.0          # DEVIATION: dropout on each layer's h on its way up and out (Zaremba et
                                   # al. 2014), never on the recurrence; the paper regularised with weight noise.
                                   # train.py trains with 0.25

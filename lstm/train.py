@@ -67,8 +67,9 @@ def parse_args(argv=None):
                    help="T, steps per chunk: gradients flow back this far and no further; the paper's "
                         "100 (§3.2) (default: 100)")
     t.add_argument("--clip-lstm-grads", type=bound_or_none, default=d.clip_lstm_grads, metavar="V",
-                   help="clip the error at the gates' inputs to [-V, V] at every step back, the paper's "
-                        f"[-1, 1] (§2.1); none or 0: off (default: {d.clip_lstm_grads})")
+                   help="clip the error at the gates' inputs to [-V, V] at every step back (§2.1); the "
+                        "paper's text runs used [-1, 1] (§3.1, §3.2); none or 0: off "
+                        f"(default: {d.clip_lstm_grads})")
     return parse_run_args(parser, argv, "lstm")
 
 

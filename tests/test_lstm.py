@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn as nn
@@ -262,6 +265,24 @@ def test_clip_lstm_grads_flag_takes_a_bound_or_none():
     assert parse_args(["--clip-lstm-grads", "0"]).clip_lstm_grads is None
     args = parse_args(["--no-peepholes", "--no-skip", "--layers", "3"])
     assert (args.peepholes, args.skip, args.layers) == (False, False, 3)
+
+
+def test_clip_lstm_grads_help_cites_the_sections_that_give_the_range(capsys):
+    """§2.1 clips "to lie within a predefined range"; [-1, 1] for text is in §3.1 and §3.2."""
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "[-1, 1] (§3.1, §3.2)" in help_text
+
+
+def test_readme_names_code_by_function_and_has_the_paper_table_and_try_this():
+    readme = (Path(__file__).resolve().parent.parent / "lstm" / "README.md").read_text(encoding="utf-8")
+    assert not re.search(r"\blines? \d", readme), re.search(r".{40}\blines? \d.{20}", readme).group()
+    assert "## The paper said, we measured" in readme and "## Try this" in readme
+    for path in (Path(__file__).resolve().parent.parent / "lstm").glob("*.*"):
+        if path.suffix in (".md", ".py"):                            # §2.1 gives no number for the range
+            text = path.read_text(encoding="utf-8").replace("−", "-")
+            assert not re.search(r"\[-1, 1\][^.\n]{0,20}§2\.1\)", text), path.name
 
 
 def test_a_text_too_short_for_the_streams_is_a_user_error(tiny_corpus, tmp_path):
