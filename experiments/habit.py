@@ -9,9 +9,10 @@ full validation before it exits: that validation is timed too. From those two me
 The translators' validation (teacher-forced, small) is not timed, nor their test report at the end
 (greedy and beam BLEU on 1,000 sentences), nor anybody's start-up (reported apart). The train loss
 of the first and last logged steps shows whether the habit trains at all (issue 18: under the
-transformer translator's noam schedule, --lr 1e-3 used to mean a rate of 5e-8).
+transformer translator's noam schedule --lr used to be a factor, so that 1e-3 meant a rate of
+5e-8 to 5e-7 in the issue's first 75 s).
 
-    python experiments/habit.py                           # all eight, 60 s each (~12 minutes)
+    python experiments/habit.py                           # all eight, 60 s each (9.4 minutes on 2026-12-02)
     python experiments/habit.py --only mlp,lstm --seconds 30
 """
 import sys
@@ -94,12 +95,15 @@ def time_one(name, args):
     lines = []
     reader = threading.Thread(target=stamped_lines, args=(proc.stdout, lines), daemon=True)
     reader.start()
-    threading.Thread(target=proc.stderr.read, daemon=True).start()       # the bar: drained, not kept
+    errors = []                                                         # the bar, and an error line if any
+    threading.Thread(target=stamped_lines, args=(proc.stderr, errors), daemon=True).start()
     while first(lines, "parameters:") is None and proc.poll() is None:
         time.sleep(0.1)
     started = first(lines, "parameters:")
     if started is None:
-        raise UserError(f"{name}: train.py ended before training: {' '.join(l for _, l in lines[-3:])}")
+        time.sleep(0.5)                                                  # let the reader take the last line
+        said = [line for _, line in errors if line.startswith("error:")]
+        raise UserError(f"{name}: train.py ended before training ({said[-1] if said else 'no error line'})")
     time.sleep(max(0.0, started + args.seconds - time.time()))
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=600)

@@ -20,3 +20,12 @@ def test_habit_times_a_real_run_and_writes_its_row(tiny_corpus, tmp_path, script
     first, last = re.findall(r"([\d.]+) \((\d+)\)", cells[7])
     assert int(last[1]) > int(first[1])
     assert "did not exit 130" not in text and "experiments/habit.py --seconds 2" in text
+
+
+def test_a_train_py_that_refuses_its_flags_is_one_line_naming_why(tmp_path):
+    import pytest
+    from utils.errors import UserError
+    with pytest.raises(UserError, match=r"mlp: train.py ended before training \(error: argument --lr"):
+        habit.main(["--only", "mlp", "--seconds", "1", "--lr", "abc", "--work", str(tmp_path), "--out",
+                    str(tmp_path / "habit.md")])
+    assert not (tmp_path / "habit.md").exists()
