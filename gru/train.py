@@ -21,7 +21,7 @@ import torch
 from gru.model import BACKWARDS, VARIANTS, GRUConfig, GRUEncoderDecoder, GRULanguageModel, Seq2SeqConfig
 from utils.batching import check_streams, train_chunks
 from utils.checkpoint import RunSaver, checkpoint_path
-from utils.data import char_lm_data
+from utils.data import lm_data
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
 from utils.interrupt import StopOnCtrlC
@@ -94,7 +94,7 @@ def add_seq2seq_args(parser):
 def train_lm(args):
     """--task lm: next-character prediction on B streams of the text, state carried across chunks."""
     device = start_run(args)
-    tokenizer, train_data, val_data = char_lm_data(args.data)
+    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts)
     check_streams(train_data, args.batch_size, "training")
     check_streams(val_data, args.batch_size, "validation")
     config = GRUConfig(vocab_size=tokenizer.vocab_size, n_hidden=args.n_hidden, n_layers=args.layers,
@@ -152,7 +152,8 @@ def train_lm(args):
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
     finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
-               interrupted=stop.requested, fast_val=args.fast_val)
+               interrupted=stop.requested, fast_val=args.fast_val,
+               unit=tokenizer.unit)
 
 
 def loss_fn(model, batch):

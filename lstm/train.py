@@ -16,7 +16,7 @@ import torch
 from lstm.model import LSTM, LSTMConfig
 from utils.batching import check_streams, train_chunks
 from utils.checkpoint import RunSaver, checkpoint_path
-from utils.data import char_lm_data
+from utils.data import lm_data
 from utils.errors import run_main
 from utils.evaluation import validation_loss
 from utils.interrupt import StopOnCtrlC
@@ -76,7 +76,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     device = start_run(args)
-    tokenizer, train_data, val_data = char_lm_data(args.data)
+    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts)
     check_streams(train_data, args.batch_size, "training")
     check_streams(val_data, args.batch_size, "validation")
     config = LSTMConfig(vocab_size=tokenizer.vocab_size, n_hidden=args.n_hidden, n_layers=args.layers,
@@ -136,7 +136,8 @@ def main(argv=None):
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
     finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
-               interrupted=stop.requested, fast_val=args.fast_val)
+               interrupted=stop.requested, fast_val=args.fast_val,
+               unit=tokenizer.unit)
 
 
 if __name__ == "__main__":

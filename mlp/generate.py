@@ -32,7 +32,10 @@ def generate(model, prompt_ids, length, pad_id, generator=None, **sampling):
 
 
 def padding_id(tokenizer):
-    """Pad short prompts with newlines when the vocabulary has one: as if a paragraph began."""
+    """Pad short prompts as if a paragraph began: with a word vocabulary's paragraph boundary, or
+    with newlines when the vocabulary has them."""
+    if hasattr(tokenizer, "boundary_id"):
+        return tokenizer.boundary_id
     try:
         return tokenizer.encode("\n")[0]
     except UserError:

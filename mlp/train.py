@@ -16,7 +16,7 @@ from mlp.generate import generate, padding_id
 from mlp.model import MLPConfig, NPLM
 from utils.batching import random_blocks
 from utils.checkpoint import RunSaver, checkpoint_path
-from utils.data import char_lm_data
+from utils.data import lm_data
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
 from utils.interrupt import StopOnCtrlC
@@ -31,7 +31,7 @@ MODEL_TYPE = "mlp"
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.splitlines()[0])
     add_common_args(parser, epochs=20000, lr=3e-3, batch_size=256, eval_every=2000, folder="mlp",
-                    schedule="cosine")
+                    schedule="cosine", schedules=("constant", "cosine", "bengio"))
     add_lm_args(parser)
     d = MLPConfig()
     m = parser.add_argument_group("model (Bengio et al. 2003, §2)")
@@ -46,9 +46,34 @@ def parse_args(argv=None):
     m.add_argument("--batchnorm", action=argparse.BooleanOptionalAction, default=d.batchnorm,
                    help="batch-normalise the hidden pre-activation; not in the paper (default: off)")
     parser.add_argument("--weight-decay", type=float, default=0.0,
-                        help="decoupled weight decay of AdamW (default: 0; the paper: a penalty of 1e-4 on Brown, "
-                             "1e-5 on AP News, with SGD, §4.2)")
+                        help="AdamW's decoupled weight decay, or with --optimizer sgd the paper's penalty on the "
+                             "weights and C, not the biases (default: 0; the paper: 1e-4 on Brown, 1e-5 on AP News, §4.2)")
+    p = parser.add_argument_group("the paper's training (§4)")
+    p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw",
+                   help="adamw, or the paper's stochastic gradient ascent: with it --lr is epsilon_0 per "
+                        "example (the batch's loss is summed, not averaged); the paper's 1e-3 (default: adamw)")
+    p.add_argument("--decay", type=float, default=1e-8,
+                   help="r of --schedule bengio: epsilon_t = epsilon_0 / (1 + r t), t the examples seen so far "
+                        "(the paper: r = 1e-8, t its parameter updates, one per example) (default: 1e-8)")
     return parse_run_args(parser, argv, "mlp")
+
+
+def make_optimizer(model, args):
+    """AdamW (our default), or the paper's SGD with its weight decay on the weights and C only:
+    "R is a weight decay penalty applied only to the weights of the neural network and to the C
+    matrix, not to the biases" (§2)."""
+    if args.optimizer == "adamw":
+        # DEVIATION: Adam(W) instead of the paper's plain SGD with a decreasing learning rate (§4)
+        return torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    biases = [model.d, model.b]
+    weights = [p for p in model.parameters() if all(p is not b for b in biases)]
+    return torch.optim.SGD([{"params": weights, "weight_decay": args.weight_decay},
+                            {"params": biases, "weight_decay": 0.0}], lr=args.lr)
+
+
+def bengio_lr(lr, decay, examples):
+    """epsilon_t = epsilon_0 / (1 + r t) (§4), t counted in examples (the paper updates once per example)."""
+    return lr / (1 + decay * examples)
 
 
 def sample(model, tokenizer):
@@ -60,16 +85,15 @@ def sample(model, tokenizer):
 def main(argv=None):
     args = parse_args(argv)
     device = start_run(args)
-    tokenizer, train_data, val_data = char_lm_data(args.data)
+    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts)
     config = MLPConfig(vocab_size=tokenizer.vocab_size, context=args.context, n_embd=args.n_embd,
                        n_hidden=args.n_hidden, direct=args.direct, batchnorm=args.batchnorm)
     if len(train_data) <= config.context + 1 or len(val_data) <= config.context:
-        raise UserError(f"corpus too short for a context of {config.context} characters")
+        raise UserError(f"corpus too short for a context of {config.context} tokens")
     print_config(args, config)
 
     model = NPLM(config).to(device)
-    # DEVIATION: Adam(W) instead of the paper's plain SGD with a decreasing learning rate (§4)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    optimizer = make_optimizer(model, args)
     save = RunSaver(checkpoint_path(args, "mlp"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
                     ignore=())
     start = save.resume() if args.resume else 0
@@ -85,14 +109,18 @@ def main(argv=None):
     with StopOnCtrlC() as stop:
         while not budget.done(step) and not stop.requested:
             # set the learning rate (with --minutes, over the steps the budget is projected to allow)
-            lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
+            if args.schedule == "bengio":
+                lr = bengio_lr(args.lr, args.decay, step * args.batch_size)
+            else:
+                lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
             set_lr(optimizer, lr)
             # a batch: B random windows of n-1 characters and the character that follows each
             x, y = random_blocks(train_data, args.batch_size, config.context)
             x, y = x.to(device), y[:, -1].to(device)                # (B, n-1), (B,)
             # forward, backward, clip, step
             _, loss = model(x, y)
-            loss.backward()
+            # the paper's SGD takes a step of epsilon per example: the batch's summed loss
+            (loss * len(y) if args.optimizer == "sgd" else loss).backward()
             grad_norm = clip_gradients(model.parameters(), args.clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -109,7 +137,8 @@ def main(argv=None):
             log.step(step, loss.item(), lr, grad_norm, tokens=len(y), val_loss=val_loss)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
     finish_run(log, save, step, val_loss, validate, lambda: sample(model, tokenizer),
-               interrupted=stop.requested, fast_val=args.fast_val)
+               interrupted=stop.requested, fast_val=args.fast_val,
+               unit=tokenizer.unit)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import copy
 
 import torch
+import torch.nn.functional as F
 
 from rnn.model import ElmanRNN, RNNConfig
-from utils.batching import check_streams, stream_batches, train_chunks
+from utils.batching import check_streams, steps_per_pass, stream_batches, train_chunks
 from utils.checkpoint import RunSaver, checkpoint_path, load_checkpoint, load_weights
-from utils.data import char_lm_data, load_corpus, split
+from utils.data import lm_data, lm_splits
 from utils.errors import UserError, run_main
 from utils.evaluation import evaluate_lm, validation_loss
 from utils.interrupt import StopOnCtrlC
@@ -55,6 +56,9 @@ def parse_args(argv=None):
                    help="--clip bounds the global gradient norm, or clamps each weight-gradient element "
                         "(the rnnlm toolkit instead clamps each element of the error sent back through a "
                         "weight matrix, at 15) (default: norm)")
+    t.add_argument("--eval-per-pass", action="store_true",
+                   help="validate at the end of every pass over the training text, the paper's epoch (§2), "
+                        "instead of every --eval-every steps or --eval-every-minutes (default: off)")
     t.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
                    help="adam, or the paper's plain SGD (there with --lr 0.1 --schedule mikolov) (default: adam)")
     e = parser.add_argument_group("evaluation")
@@ -74,8 +78,8 @@ class MikolovSchedule:
     finished." `update(val_loss)` takes one validation and returns True when training is finished;
     `lr` is then the rate until the next validation.
 
-    DEVIATION: "an epoch" is here one validation (every --eval-every steps or --eval-every-minutes),
-    not one pass over the training text. "Significant" is the rnnlm toolkit's threshold,
+    "An epoch" is one validation: with --eval-per-pass, one pass over the training text as in §2;
+    otherwise (a DEVIATION) every --eval-every steps or --eval-every-minutes. "Significant" is the rnnlm toolkit's threshold,
     min_improvement = 1.003 (the loss must be 0.3% below the reference), not a number from §2.
     The reference is the best validation loss so far; §2 does not say against what, and the
     toolkit compares with the previous validation, the same whenever the loss keeps falling.
@@ -100,24 +104,29 @@ class MikolovSchedule:
 
 
 def dynamic_evaluate(model, data, batch_size, bptt, lr, device):
+    """The mean loss (nats) of dynamic_nats: the dynamic model's predictions on `data`."""
+    return float(dynamic_nats(model, data, batch_size, bptt, lr, device).mean())
+
+
+def dynamic_nats(model, data, batch_size, bptt, lr, device):
     """The dynamic model of §2: read `data` once, scoring each chunk with the current weights
     *before* an SGD step on that chunk's loss, so the model keeps adapting to the text it reads.
-    Works on a copy of `model`; returns the mean loss (nats) of the predictions made on the way.
+    Works on a copy of `model`; returns the nats of every prediction made on the way, chunk by
+    chunk (with batch_size 1: data[1:] in order, the targets of utils/evaluation.py's protocol).
     DEVIATION: the paper updates after every word; here after every chunk of T steps."""
     model = copy.deepcopy(model).train()
-    total, count, state = 0.0, 0, None
+    nats, state = [], None
     for x, y in stream_batches(data, batch_size, bptt):
         x, y = x.to(device), y.to(device)
-        _, loss, state = model(x, state, y)                          # predict the chunk first...
-        total += loss.item() * y.numel()
-        count += y.numel()
+        logits, loss, state = model(x, state, y)                     # predict the chunk first...
+        nats.append(F.cross_entropy(logits.detach().transpose(1, 2), y, reduction="none").double().cpu().T.reshape(-1))
         loss.backward()                                              # ...then learn from it
         with torch.no_grad():
             for p in model.parameters():
                 p -= lr * p.grad
                 p.grad = None
         state = state.detach()                                       # truncated BPTT, as in training
-    return total / count
+    return torch.cat(nats).numpy()
 
 
 def evaluate_only(args, device):
@@ -125,12 +134,12 @@ def evaluate_only(args, device):
     path = checkpoint_path(args, "rnn")
     ckpt = load_checkpoint(path, MODEL_TYPE)
     tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
-    _, val_text = split(load_corpus(args.data))
-    val_data = torch.tensor(tokenizer.encode(val_text), dtype=torch.long)
+    _, splits = lm_splits(args.data, tokenizer.kind if tokenizer.kind == "char" else "word", tokenizer)
+    val_data = splits["val"]
     check_streams(val_data, args.batch_size, "validation")
     config = RNNConfig(**{**ckpt["config"], "backward": args.backward})
     model = load_weights(ElmanRNN(config), ckpt, path).to(device)
-    print(f"{path}: step {ckpt['step']}, {len(val_data):,} validation characters as "
+    print(f"{path}: step {ckpt['step']}, {len(val_data):,} validation tokens as "
           f"{args.batch_size} streams in chunks of {args.bptt}")
     static = evaluate_lm(model, val_data, device)
     line = f"val loss: static {static:.4f} nats, {bits_per_token(static):.3f} bpc (utils/evaluation.py)"
@@ -150,7 +159,7 @@ def main(argv=None):
     device = start_run(args)
     if args.eval_only:
         return evaluate_only(args, device)
-    tokenizer, train_data, val_data = char_lm_data(args.data)
+    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts)
     check_streams(train_data, args.batch_size, "training")
     check_streams(val_data, args.batch_size, "validation")
     config = RNNConfig(vocab_size=tokenizer.vocab_size, n_hidden=args.n_hidden,
@@ -172,6 +181,10 @@ def main(argv=None):
     # the mikolov schedule only ever halves --lr, and only once it has started halving: resume from that
     schedule = MikolovSchedule(lr, save.best_val_loss, halving=lr < args.lr)
     print(f"parameters: {count_parameters(model):,}")
+    per_pass = steps_per_pass(train_data, args.batch_size, args.bptt)
+    print(f"one pass over the training text (an epoch): {per_pass:,} steps")
+    if args.eval_per_pass:
+        args.eval_every, args.eval_every_minutes = per_pass, None     # validate after every epoch
 
     def validate(final=False):
         """utils/evaluation.py's protocol: the state carried through the whole split"""
@@ -223,7 +236,8 @@ def main(argv=None):
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
     finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
-               interrupted=stop.requested, fast_val=args.fast_val)
+               interrupted=stop.requested, fast_val=args.fast_val,
+               unit=tokenizer.unit)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from transformer.generate import generate
 from transformer.model import TransformerConfig, TransformerLM, TransformerTranslator, TranslatorConfig
 from utils.batching import random_blocks
 from utils.checkpoint import RunSaver, checkpoint_path
-from utils.data import char_lm_data
+from utils.data import lm_data
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
 from utils.interrupt import StopOnCtrlC
@@ -159,7 +159,7 @@ def learning_rate(args, step, total=None):
 def train_lm(args):
     """--task lm: next-character prediction on random blocks of the text."""
     device = start_run(args)
-    tokenizer, train_data, val_data = char_lm_data(args.data)
+    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts)
     config = TransformerConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layers=args.layers,
                                n_heads=args.heads, d_model=args.d_model, d_ff=args.d_ff or 4 * args.d_model,
                                dropout=args.dropout, norm=args.norm, pos=args.pos, tie=args.tie)
@@ -217,7 +217,8 @@ def train_lm(args):
             log.step(step, loss.item(), lr, grad_norm, tokens=x.numel(), val_loss=val_loss)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
     finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate),
-               interrupted=stop.requested, fast_val=args.fast_val)
+               interrupted=stop.requested, fast_val=args.fast_val,
+               unit=tokenizer.unit)
 
 
 def translation_loss(model, batch, label_smoothing=0.0):

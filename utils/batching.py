@@ -53,10 +53,15 @@ def check_streams(data, batch_size, name):
                         f"streams: lower --batch-size or use a longer text")
 
 
+def steps_per_pass(data, batch_size, bptt):
+    """How many chunks of B streams of T steps make one pass over `data` (the last may be shorter)."""
+    return math.ceil(((len(data) - 1) // batch_size) / bptt)
+
+
 def train_chunks(data, batch_size, bptt, start_step=0):
     """The chunks of the B training streams, pass after pass, as (x, y, first_of_a_pass).
     Resuming at step k continues with the chunk that step k would have read."""
-    per_pass = math.ceil(((len(data) - 1) // batch_size) / bptt)
+    per_pass = steps_per_pass(data, batch_size, bptt)
     skip = start_step % per_pass
     while True:
         for k, (x, y) in enumerate(stream_batches(data, batch_size, bptt)):

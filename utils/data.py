@@ -3,6 +3,7 @@
     text = load_corpus("tinyshakespeare")   # a known corpus, fetched once into data/
     text = load_corpus("my_notes.txt")      # or any UTF-8 text file (the --data flag)
     train, val = split(text)                # first 90% / last 10%
+    tok, splits = lm_splits("brown")        # words: {"train", "val", "test"} ids, Bengio's split
     pairs = load_parallel("de", "en")       # Multi30k: {"train": (German, English), "val": ..., "test": ...}
 """
 import collections
@@ -22,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from utils.errors import UserError
-from utils.tokenizers import CharTokenizer
+from utils.tokenizers import CharTokenizer, CorpusWordTokenizer
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -40,7 +41,14 @@ CORPORA = {
         sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
         filename="tinyshakespeare.txt",
     ),
+    # NLTK's packaging of the Brown corpus: a zip of 500 files, tokens as word/tag (utils/brown.py)
+    "brown": Corpus(
+        url="https://raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora/brown.zip",
+        sha256="9b275f9b3b95d7bd66ccfb7cd259f445a13bbe5d1f4107aba09fd3e8364bafa6",
+        filename="brown.zip",
+    ),
 }
+WORD_CORPORA = ("brown",)          # known corpora that are read as words, not characters
 
 # Multi30k task 1 (Elliott et al. 2016), raw text, gzip: 29,000 / 1,014 / 1,000 aligned sentences;
 # line i of train.en translates to line i of train.de and train.fr
@@ -236,6 +244,8 @@ def load_corpus(name_or_path="tinyshakespeare"):
     """Text of a known corpus (by name) or of any UTF-8 file (by path), for a character model:
     Windows line ends read as \\n, and degenerate text (one symbol, mostly control characters)
     refused."""
+    if name_or_path in WORD_CORPORA:
+        raise UserError(f"--data {name_or_path} is read as words: --tokenizer word (its default)")
     if name_or_path in CORPORA:
         text = read_text(fetch(name_or_path))
     elif not Path(name_or_path).exists():
@@ -276,6 +286,57 @@ def char_lm_data(name_or_path, train_fraction=0.9):
     train = torch.tensor(tokenizer.encode(train_text), dtype=torch.long)
     val = torch.tensor(tokenizer.encode(val_text), dtype=torch.long)
     return tokenizer, train, val
+
+
+TOKENIZERS = ("auto", "char", "word")
+VOCAB_COUNTS = ("auto", "train", "all")
+
+
+def lm_splits(name_or_path, kind="auto", tokenizer=None, vocab_counts="auto"):
+    """(tokenizer, {"train": ids, "val": ids[, "test": ids]}) for a language model.
+
+    kind: "char", "word" (utils/tokenizers.py CorpusWordTokenizer: white-space words, those seen 3
+    times or fewer as <unk>), or "auto": words for Brown, characters otherwise. Brown has Bengio et
+    al.'s three splits (utils/brown.py); any other text the first 90% / the last 10%.
+    vocab_counts: where a word is counted to decide whether it is rare, "train" (the training split)
+    or "all" (every split, as Bengio et al.'s Brown numbers imply: utils/brown.py says why);
+    "auto": all for Brown, train otherwise.
+    `tokenizer`: encode with this one (a checkpoint's) instead of building one."""
+    if kind == "auto":
+        kind = "word" if name_or_path in WORD_CORPORA else "char"
+    if kind == "char":
+        if tokenizer is not None:
+            train_text, val_text = split(load_corpus(name_or_path))
+            return tokenizer, {"train": encode_ids(tokenizer, train_text), "val": encode_ids(tokenizer, val_text)}
+        tokenizer, train, val = char_lm_data(name_or_path)
+        return tokenizer, {"train": train, "val": val}
+    if name_or_path in WORD_CORPORA:
+        from utils.brown import bengio_split, read_brown
+        splits = dict(zip(("train", "val", "test"), bengio_split(read_brown(fetch(name_or_path)))))
+    else:
+        train, val = split(CorpusWordTokenizer.split(load_corpus(name_or_path)))
+        splits = {"train": train, "val": val}
+    if vocab_counts == "auto":
+        vocab_counts = "all" if name_or_path in WORD_CORPORA else "train"
+    if tokenizer is None:
+        counted = splits["train"] if vocab_counts == "train" else [w for part in splits.values() for w in part]
+        tokenizer = CorpusWordTokenizer.from_tokens(counted)
+    if tokenizer.kind != CorpusWordTokenizer.kind:
+        raise UserError(f"the checkpoint's tokenizer reads {tokenizer.kind}s, not the words of {name_or_path}")
+    ids = {name: torch.tensor(tokenizer.encode_tokens(tokens), dtype=torch.long) for name, tokens in splits.items()}
+    if len(ids["val"]) < 2:
+        raise UserError(f"{name_or_path}: fewer than two words in the validation split")
+    return tokenizer, ids
+
+
+def encode_ids(tokenizer, text):
+    return torch.tensor(tokenizer.encode(text), dtype=torch.long)
+
+
+def lm_data(name_or_path, kind="auto", vocab_counts="auto"):
+    """(tokenizer, train ids, val ids): what a language model's train.py reads (see lm_splits)."""
+    tokenizer, splits = lm_splits(name_or_path, kind, vocab_counts=vocab_counts)
+    return tokenizer, splits["train"], splits["val"]
 
 
 # ---------------------------------------------------------------- parallel text (translation)

@@ -35,15 +35,24 @@ STREAMS = 16          # rows of a batch for a recurrent model
 WARMUP = 1024         # characters each of those rows reads, unscored, before its segment
 CHUNK = 256           # steps per forward call of a recurrent model
 WINDOWS_PER_BATCH = 64
+LOGITS = 1 << 22      # at most this many logits per forward call (16 MB): a word vocabulary of 14,000
+                      # would otherwise make each call's logits hundreds of megabytes
+
+
+def rows_per_call(tokens_per_row, vocab_size, most):
+    """How many rows of tokens_per_row positions one forward call scores: `most`, fewer for a
+    large vocabulary, so that the call's logits stay within LOGITS."""
+    return max(1, min(most, LOGITS // max(1, tokens_per_row * vocab_size)))
 
 
 class Evaluation(float):
-    """The mean nats per scored character, with `count` (characters scored) and `context` ((count,)
-    the characters of history each scored character had)."""
+    """The mean nats per scored character, with `count` (characters scored), `context` ((count,)
+    the characters of history each scored character had) and `nats` ((count,) the loss of each
+    target, data[1:] in order: what a mixture with another model's probabilities needs)."""
 
-    def __new__(cls, loss, count, context):
+    def __new__(cls, loss, count, context, nats=None):
         self = super().__new__(cls, loss)
-        self.count, self.context = count, context
+        self.count, self.context, self.nats = count, context, nats
         return self
 
     @property
@@ -84,7 +93,7 @@ def evaluate_lm(model, data, device="cpu", *, pad_id=0, streams=STREAMS, warmup=
             nll, context = _window(model, data, device, pad_id)
     finally:
         model.train(was_training)
-    return Evaluation(loss=float(nll.sum() / len(nll)), count=len(nll), context=context)
+    return Evaluation(loss=float(nll.sum() / len(nll)), count=len(nll), context=context, nats=np.asarray(nll))
 
 
 def _recurrent(model, data, device, streams, warmup):
@@ -102,8 +111,9 @@ def _recurrent(model, data, device, streams, warmup):
         y[i, :length[i]] = data[begin[i] + 1:bounds[i + 1] + 1]
     nll = torch.zeros(streams, T, dtype=torch.float64)
     state = None
-    for t in range(0, T, CHUNK):
-        xb, yb = x[:, t:t + CHUNK].to(device), y[:, t:t + CHUNK].to(device)
+    chunk = rows_per_call(streams, getattr(model.config, "vocab_size", 0), CHUNK)     # steps per call, here
+    for t in range(0, T, chunk):
+        xb, yb = x[:, t:t + chunk].to(device), y[:, t:t + chunk].to(device)
         logits, _, state = model(xb, state, yb)           # the state carried from chunk to chunk
         nll[:, t:t + xb.shape[1]] = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").double().cpu()
     # row i scores the steps of its own segment: after its warm-up, before its padding
@@ -126,8 +136,9 @@ def _attention(model, data, device, stride):
     nll = np.zeros(n)
     context = np.zeros(n, dtype=np.int64)
     done = 0                                              # targets data[1..done] are scored
-    for i in range(0, len(starts), WINDOWS_PER_BATCH):
-        batch = starts[i:i + WINDOWS_PER_BATCH]
+    per_call = rows_per_call(T, getattr(model.config, "vocab_size", 0), WINDOWS_PER_BATCH)
+    for i in range(0, len(starts), per_call):
+        batch = starts[i:i + per_call]
         ends = [min(s + T, n) for s in batch]
         L = max(e - s for s, e in zip(batch, ends))
         x = torch.zeros(len(batch), L, dtype=torch.long)
@@ -154,8 +165,9 @@ def _window(model, data, device, pad_id):
     n = len(data) - 1
     nll = np.zeros(n)
     offsets = torch.arange(-k, 0)
-    for i in range(0, n, 8192):
-        t = torch.arange(i + 1, min(n, i + 8192) + 1)       # targets data[t]
+    per_call = rows_per_call(1, getattr(model.config, "vocab_size", 0), 8192)
+    for i in range(0, n, per_call):
+        t = torch.arange(i + 1, min(n, i + per_call) + 1)   # targets data[t]
         x = padded[(t + k - 1)[:, None] + offsets]           # (B, n-1): data[t-k .. t-1], padded
         logits, _ = model(x.to(device))
         nll[i:i + len(t)] = F.cross_entropy(logits, data[t].to(device), reduction="none").double().cpu().numpy()

@@ -63,13 +63,21 @@ def sample_text(model, tokenizer, generate, length=200, temperature=0.8):
     """The short sample a train.py prints during and after training: `length` tokens continuing a
     newline (token 0 if the vocabulary has none). generate(model, prompt_ids, length, temperature=...)
     -> ids is the folder's sampling loop; the model goes back to training mode afterwards."""
-    try:
-        prompt = tokenizer.encode("\n")
-    except UserError:
-        prompt = [0]
-    ids = generate(model, prompt, length, temperature=temperature)
+    ids = generate(model, start_ids(tokenizer), length, temperature=temperature)
     model.train()
     return tokenizer.decode(ids)
+
+
+def start_ids(tokenizer, prompt="\n"):
+    """The ids of `prompt`; a newline (the default prompt) in a vocabulary without one is the
+    beginning of a paragraph (a word tokenizer's boundary), or token 0."""
+    try:
+        ids = tokenizer.encode(prompt)
+    except UserError:
+        if prompt != "\n":
+            raise
+        ids = []
+    return ids or [getattr(tokenizer, "boundary_id", 0)]
 
 
 def add_sampling_args(parser, length=500):
@@ -111,7 +119,10 @@ def print_samples(args, tokenizer, continue_ids):
     --num-samples continuations. continue_ids(prompt_ids, generator) -> ids, prompt included."""
     if not args.prompt:
         raise UserError("--prompt is empty: give at least one character to continue")
-    prompt_ids = tokenizer.encode(args.prompt)
+    prompt_ids = start_ids(tokenizer, args.prompt)
+    unknown = tokenizer.unknown_words(args.prompt) if hasattr(tokenizer, "unknown_words") else []
+    if unknown:
+        print(f"note: not in the vocabulary, read as <unk>: {' '.join(unknown)}", file=sys.stderr)
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
     for i in range(args.num_samples):
         if i:

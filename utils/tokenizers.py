@@ -23,6 +23,7 @@ class CharTokenizer:
     """Character level; the vocabulary is the sorted set of characters in the training text."""
 
     kind = "char"
+    unit = "char"
 
     def __init__(self, chars):
         self.chars = list(chars)
@@ -113,7 +114,82 @@ def tokenizer_from_dict(d):
         return CharTokenizer(d["chars"])
     if d.get("kind") == "word":
         return WordTokenizer(d["words"])
+    if d.get("kind") == CorpusWordTokenizer.kind:
+        return CorpusWordTokenizer(d["words"])
     if d.get("kind") == "translation":
         raise UserError(f"the checkpoint holds a {d.get('src_lang')}->{d.get('tgt_lang')} translation model, "
                         f"not a language model: give it a sentence to translate (the translation task)")
     raise UserError(f"unknown tokenizer kind in checkpoint: {d.get('kind')!r}")
+
+
+# ---------------------------------------------------------------- words of a language model
+
+class CorpusWordTokenizer:
+    """Word level for language models: a word is what white space separates, case and punctuation
+    as the text has them (Brown's tokens are already split that way). A blank line ends a paragraph,
+    the token PARAGRAPH, so that decode(ids) encodes back to the same ids. Id 0 is <unk>, which
+    stands for every word outside the vocabulary (Bengio et al. 2003 merge the training words seen 3
+    times or fewer into one symbol); then the words, most frequent first.
+
+        tok = CorpusWordTokenizer.from_tokens(train_tokens, rare=3)
+        tok.encode("the jury said")     # [ids of the, jury, said]"""
+
+    kind = "corpus-word"
+    unit = "word"
+    UNK = "<unk>"
+    PARAGRAPH = "</p>"
+
+    def __init__(self, words):
+        self.words = list(words)
+        if self.words[:1] != [self.UNK]:
+            raise UserError(f"a word vocabulary must start with {self.UNK}")
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @classmethod
+    def from_tokens(cls, tokens, rare=3):
+        """The tokens seen more than `rare` times; ties in frequency broken alphabetically, so the
+        same tokens always give the same ids."""
+        counts = Counter(tokens)
+        kept = sorted((w for w, c in counts.items() if c > rare and w != cls.UNK), key=lambda w: (-counts[w], w))
+        return cls([cls.UNK] + kept)
+
+    @property
+    def vocab_size(self):
+        return len(self.words)
+
+    @property
+    def boundary_id(self):
+        """What a window model is padded with before the first word: the end of a paragraph."""
+        return self.index.get(self.PARAGRAPH, 0)
+
+    @classmethod
+    def split(cls, text):
+        """The tokens of `text`: its words, and PARAGRAPH at each blank line."""
+        tokens = []
+        for i, paragraph in enumerate(re.split(r"\n[ \t\r\f\v]*\n", text)):
+            tokens += [cls.PARAGRAPH] * (i > 0) + paragraph.split()
+        return tokens
+
+    def unknown_words(self, text):
+        """The words of `text` outside the vocabulary (read as <unk>), in order, each once."""
+        return list(dict.fromkeys(w for w in self.split(text) if w not in self.index))
+
+    def encode_tokens(self, tokens):
+        return [self.index.get(w, 0) for w in tokens]
+
+    def encode(self, text):
+        return self.encode_tokens(self.split(text))
+
+    def decode(self, ids):
+        """The words joined by spaces, a blank line for each PARAGRAPH."""
+        paragraphs = [[]]
+        for i in ids:
+            word = self.words[int(i)]
+            if word == self.PARAGRAPH:
+                paragraphs.append([])
+            else:
+                paragraphs[-1].append(word)
+        return "\n\n".join(" ".join(words) for words in paragraphs)
+
+    def to_dict(self):
+        return {"kind": self.kind, "words": self.words}

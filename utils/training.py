@@ -15,6 +15,7 @@ import torch
 from tqdm import tqdm
 
 from utils.checkpoint import checkpoint_path, load_checkpoint
+from utils.data import TOKENIZERS, VOCAB_COUNTS
 from utils.errors import UserError
 from utils.interrupt import INTERRUPTED
 from utils.metrics import bits_per_token, perplexity
@@ -107,6 +108,13 @@ def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, sched
 def add_lm_args(parser):
     """The flags of the language models' train.py (not the translators'): a CPU-time budget, and
     how validation is done during training."""
+    parser.add_argument("--tokenizer", choices=TOKENIZERS, default="auto",
+                        help="char, or word (white-space words; the training words seen 3 times or fewer "
+                             "become <unk>); auto: words for --data brown, characters otherwise (default: auto)")
+    parser.add_argument("--vocab-counts", choices=VOCAB_COUNTS, default="auto",
+                        help="word level: count words in the training split or in all splits to decide which "
+                             "are rare; auto: all for brown (what the paper's numbers imply, utils/brown.py), "
+                             "train otherwise (default: auto)")
     g = parser.add_argument_group("budget and validation (utils/evaluation.py has the protocol)")
     g.add_argument("--minutes", type=positive_float, default=None,
                    help="train for this many minutes of the process's CPU time (validation not "
@@ -416,7 +424,7 @@ def duration(seconds):
     return f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=False, fast_val=False):
+def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=False, fast_val=False, unit="char"):
     """The end of every LM train.py, finished or interrupted. Interrupted (Ctrl-C): the run is
     saved first, at `step`, so that nothing after can lose it. Then, when interrupted or with
     --fast-val, the protocol's validation (validate(final=True)); the bar and the log are closed,
@@ -429,7 +437,7 @@ def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=Fal
         val_loss = validate(final=True)
     log.close()
     print(make_sample())
-    print(summary_line(val_loss, count_parameters(save.model), log.tokens_per_s, log.wall))
+    print(summary_line(val_loss, count_parameters(save.model), log.tokens_per_s, log.wall, unit))
     print(f"checkpoint: {save.path}")
     if interrupted:
         print("interrupted: python train.py --resume continues the run (with the same --data or "
@@ -437,11 +445,13 @@ def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=Fal
         raise SystemExit(INTERRUPTED)
 
 
-def summary_line(val_loss, parameters, tokens_per_s, wall_s):
+def summary_line(val_loss, parameters, tokens_per_s, wall_s, unit="char"):
     """The one line every train.py prints at the end; val loss under utils/evaluation.py's protocol
-    (an Evaluation, which says how many characters it scored), or a translator's plain float."""
+    (an Evaluation, which says how many tokens it scored), or a translator's plain float. `unit`:
+    what a token is, "char" or "word": the loss, bits and perplexity are per one of them."""
     scored = getattr(val_loss, "count", None)
-    return (f"summary: val loss {val_loss:.4f} nats | bpc {bits_per_token(val_loss):.3f} | "
-            f"ppl {perplexity(val_loss):.2f} | params {parameters:,} | "
+    bits = "bpc" if unit == "char" else f"bits/{unit}"
+    return (f"summary: val loss {val_loss:.4f} nats/{unit} | {bits} {bits_per_token(val_loss):.3f} | "
+            f"ppl {perplexity(val_loss):.2f} per {unit} | params {parameters:,} | "
             f"{tokens_per_s / 1e3:.1f}k tok/s | wall {wall_s:.0f}s"
-            + ("" if scored is None else f" | scored {scored:,} chars"))
+            + ("" if scored is None else f" | scored {scored:,} {unit}s"))
