@@ -68,6 +68,11 @@ ROWS = [
     Row("Transformer", "transformer", ["--d-model", "128", "--layers", "4", "--heads", "4", "--block-size", "64"]),
     Row("LSTM", "lstm", ["--n-hidden", "200", "--layers", "1"]),
     Row("GRU", "gru", ["--n-hidden", "200", "--layers", "1"]),
+    # MLP9 trained as the paper trains (§4, §4.2): SGD, epsilon_0 = 1e-3 per example decaying with
+    # r = 1e-8, weight decay 1e-4 on the weights and C, early stopping on the validation split
+    Row("MLP9 paper SGD", "mlp", N_CONTEXT + ["--n-hidden", "100", "--n-embd", "30", "--no-direct", "--optimizer", "sgd",
+                                              "--schedule", "bengio", "--lr", "1e-3", "--decay", "1e-8",
+                                              "--weight-decay", "1e-4", "--early-stopping", "2"], paper=(280, 276)),
 ]
 KN_ORDERS = (3, 4, 5)
 

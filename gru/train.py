@@ -27,6 +27,7 @@ from utils.evaluation import validation_loss
 from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import generate_recurrent, sample_text
+from utils.tokenizers import characters
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
                             count_parameters, finish_run, parse_run_args, parse_task, positive_int, print_config,
                             scheduled_lr, set_lr, start_run)
@@ -94,7 +95,7 @@ def add_seq2seq_args(parser):
 def train_lm(args):
     """--task lm: next-character prediction on B streams of the text, state carried across chunks."""
     device = start_run(args)
-    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts)
+    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts, args.vocab_size)
     check_streams(train_data, args.batch_size, "training")
     check_streams(val_data, args.batch_size, "validation")
     config = GRUConfig(vocab_size=tokenizer.vocab_size, n_hidden=args.n_hidden, n_layers=args.layers,
@@ -153,7 +154,7 @@ def train_lm(args):
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
     finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
                interrupted=stop.requested, fast_val=args.fast_val,
-               unit=tokenizer.unit)
+               unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
 
 
 def loss_fn(model, batch):

@@ -21,9 +21,10 @@ from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
 from utils.interrupt import StopOnCtrlC
 from utils.sampling import sample_text
-from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, parse_run_args, positive_int, print_config,
-                            scheduled_lr, set_lr, start_run)
+from utils.tokenizers import characters
+from utils.training import (ArgumentParser, Budget, EarlyStopping, TrainLog, add_common_args, add_lm_args,
+                            clip_gradients, count_parameters, finish_run, parse_run_args, positive_int,
+                            print_config, scheduled_lr, set_lr, start_run)
 
 MODEL_TYPE = "mlp"
 
@@ -52,6 +53,10 @@ def parse_args(argv=None):
     p.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw",
                    help="adamw, or the paper's stochastic gradient ascent: with it --lr is epsilon_0 per "
                         "example (the batch's loss is summed, not averaged); the paper's 1e-3 (default: adamw)")
+    p.add_argument("--early-stopping", type=positive_int, default=None, metavar="N",
+                   help="stop after N validations without a new best, and end with the best weights, which are "
+                        "all the checkpoint ever holds (\"Early stopping on the validation set was used\", §4.2) "
+                        "(default: off)")
     p.add_argument("--decay", type=float, default=1e-8,
                    help="r of --schedule bengio: epsilon_t = epsilon_0 / (1 + r t), t the examples seen so far "
                         "(the paper: r = 1e-8, t its parameter updates, one per example) (default: 1e-8)")
@@ -85,7 +90,7 @@ def sample(model, tokenizer):
 def main(argv=None):
     args = parse_args(argv)
     device = start_run(args)
-    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts)
+    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts, args.vocab_size)
     config = MLPConfig(vocab_size=tokenizer.vocab_size, context=args.context, n_embd=args.n_embd,
                        n_hidden=args.n_hidden, direct=args.direct, batchnorm=args.batchnorm)
     if len(train_data) <= config.context + 1 or len(val_data) <= config.context:
@@ -106,8 +111,9 @@ def main(argv=None):
     budget = Budget.from_args(args, start)
     log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     step, val_loss = start, None
+    early = EarlyStopping(model, args.early_stopping) if args.early_stopping else None
     with StopOnCtrlC() as stop:
-        while not budget.done(step) and not stop.requested:
+        while not budget.done(step) and not stop.requested and not (early and early.stop):
             # set the learning rate (with --minutes, over the steps the budget is projected to allow)
             if args.schedule == "bengio":
                 lr = bengio_lr(args.lr, args.decay, step * args.batch_size)
@@ -131,14 +137,20 @@ def main(argv=None):
                 if budget.eval_due(step):
                     val_loss = validate()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | lr {lr:.1e}")
-                    save(step, val_loss)
+                    if early is None or early.update(val_loss):
+                        save(step, val_loss)                        # with --early-stopping: a new best only
+                    elif early.stop:
+                        log.print(f"step {step}: {early.patience} validations without a new best: early stopping, "
+                                  f"back to the best weights (val {early.best:.4f})")
                 if args.sample_every and step % args.sample_every == 0:
                     log.sample(lambda: sample(model, tokenizer))
             log.step(step, loss.item(), lr, grad_norm, tokens=len(y), val_loss=val_loss)
+    if early is not None and not stop.requested:
+        val_loss = early.restore()                                  # the checkpoint's weights, the best
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
     finish_run(log, save, step, val_loss, validate, lambda: sample(model, tokenizer),
                interrupted=stop.requested, fast_val=args.fast_val,
-               unit=tokenizer.unit)
+               unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from utils.evaluation import evaluate_lm, validation_loss
 from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token, evaluate_recurrent
 from utils.sampling import generate_recurrent, sample_text
-from utils.tokenizers import tokenizer_from_dict
+from utils.tokenizers import characters, tokenizer_from_dict
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
                             count_parameters, finish_run, parse_run_args, positive_float, positive_int,
                             print_config, scheduled_lr, set_lr, start_run)
@@ -159,7 +159,7 @@ def main(argv=None):
     device = start_run(args)
     if args.eval_only:
         return evaluate_only(args, device)
-    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts)
+    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts, args.vocab_size)
     check_streams(train_data, args.batch_size, "training")
     check_streams(val_data, args.batch_size, "validation")
     config = RNNConfig(vocab_size=tokenizer.vocab_size, n_hidden=args.n_hidden,
@@ -237,7 +237,7 @@ def main(argv=None):
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
     finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
                interrupted=stop.requested, fast_val=args.fast_val,
-               unit=tokenizer.unit)
+               unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
 
 
 if __name__ == "__main__":

@@ -202,3 +202,54 @@ def test_brown_experiment_at_a_tiny_size_writes_its_table(words_file, tmp_path, 
     # started again, nothing is trained twice
     again = run_script(*args, timeout=300)
     assert again.returncode == 0 and "rows to train" not in again.stdout
+
+
+# ---------------------------------------------------------------- the paper's training of the MLP
+
+def test_paper_sgd_decays_the_weights_and_C_but_not_the_biases():
+    import argparse
+    from mlp.model import MLPConfig, NPLM
+    from mlp.train import make_optimizer
+    torch.manual_seed(0)
+    model = NPLM(MLPConfig(vocab_size=20, context=3, n_embd=4, n_hidden=5, direct=True))
+    with torch.no_grad():
+        model.d.fill_(0.3)
+        model.b.fill_(-0.2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = make_optimizer(model, argparse.Namespace(optimizer="sgd", lr=0.1, weight_decay=0.01))
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)                    # no data gradient: only the penalty moves them
+    opt.step()
+    for name in ("C", "H", "U", "W"):
+        assert torch.allclose(getattr(model, name), before[name] * (1 - 0.1 * 0.01)), name
+    for name in ("d", "b"):
+        assert torch.equal(getattr(model, name), before[name]), name
+
+
+def test_bengio_schedule_in_the_log_is_epsilon_over_one_plus_r_t(tiny_corpus, tmp_path, scripts_on_one_thread):
+    import csv
+    ckpt = tmp_path / "m.pt"
+    r = run_script("mlp", "train.py", "--data", tiny_corpus, "--epochs", "40", "--eval-every", "40",
+                   "--optimizer", "sgd", "--schedule", "bengio", "--lr", "0.01", "--decay", "0.001",
+                   "--batch-size", "8", "--n-hidden", "8", "--n-embd", "4", "--checkpoint", ckpt)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    for row in rows:
+        t = (int(row["step"]) - 1) * 8                  # the examples seen before that step
+        assert float(row["lr"]) == pytest.approx(0.01 / (1 + 0.001 * t), rel=1e-3)
+
+
+def test_early_stopping_stops_after_patience_misses_and_restores_the_best_weights():
+    from utils.training import EarlyStopping
+    model = torch.nn.Linear(2, 1)
+    early = EarlyStopping(model, patience=2)
+    kept = None
+    for i, loss in enumerate([3.0, 2.0, 2.5, 2.6]):
+        with torch.no_grad():
+            model.weight.fill_(float(i))
+        new_best = early.update(loss)
+        assert new_best == (i in (0, 1))
+        if i == 1:
+            kept = model.weight.clone()
+        assert early.stop == (i == 3)
+    assert early.restore() == 2.0 and torch.equal(model.weight, kept)

@@ -40,7 +40,7 @@ from utils.sampling import sample_text
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
                             count_parameters, finish_run, parse_run_args, parse_task, positive_int, print_config,
                             probability, scheduled_lr, set_lr, start_run)
-from utils.tokenizers import PAD
+from utils.tokenizers import PAD, characters
 from utils.translation import TranslationData, add_translation_args
 from utils.translation_training import evaluate_checkpoint, train_translator
 
@@ -159,7 +159,7 @@ def learning_rate(args, step, total=None):
 def train_lm(args):
     """--task lm: next-character prediction on random blocks of the text."""
     device = start_run(args)
-    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts)
+    tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts, args.vocab_size)
     config = TransformerConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layers=args.layers,
                                n_heads=args.heads, d_model=args.d_model, d_ff=args.d_ff or 4 * args.d_model,
                                dropout=args.dropout, norm=args.norm, pos=args.pos, tie=args.tie)
@@ -218,7 +218,7 @@ def train_lm(args):
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
     finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate),
                interrupted=stop.requested, fast_val=args.fast_val,
-               unit=tokenizer.unit)
+               unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
 
 
 def translation_loss(model, batch, label_smoothing=0.0):

@@ -288,11 +288,11 @@ def char_lm_data(name_or_path, train_fraction=0.9):
     return tokenizer, train, val
 
 
-TOKENIZERS = ("auto", "char", "word")
+TOKENIZERS = ("auto", "char", "word", "bpe")
 VOCAB_COUNTS = ("auto", "train", "all")
 
 
-def lm_splits(name_or_path, kind="auto", tokenizer=None, vocab_counts="auto"):
+def lm_splits(name_or_path, kind="auto", tokenizer=None, vocab_counts="auto", vocab_size=1024):
     """(tokenizer, {"train": ids, "val": ids[, "test": ids]}) for a language model.
 
     kind: "char", "word" (utils/tokenizers.py CorpusWordTokenizer: white-space words, those seen 3
@@ -301,9 +301,17 @@ def lm_splits(name_or_path, kind="auto", tokenizer=None, vocab_counts="auto"):
     vocab_counts: where a word is counted to decide whether it is rare, "train" (the training split)
     or "all" (every split, as Bengio et al.'s Brown numbers imply: utils/brown.py says why);
     "auto": all for Brown, train otherwise.
+    kind "bpe": utils/bpe.py's byte-level BPE of vocab_size tokens, learned from the training split.
     `tokenizer`: encode with this one (a checkpoint's) instead of building one."""
     if kind == "auto":
         kind = "word" if name_or_path in WORD_CORPORA else "char"
+    if kind == "bpe":
+        from utils.bpe import BPETokenizer
+        train_text, val_text = split(load_corpus(name_or_path))
+        if tokenizer is None:
+            print(f"learning a byte-pair encoding of {vocab_size:,} tokens from the training split")
+            tokenizer = BPETokenizer.train(train_text, vocab_size)
+        return tokenizer, {"train": encode_ids(tokenizer, train_text), "val": encode_ids(tokenizer, val_text)}
     if kind == "char":
         if tokenizer is not None:
             train_text, val_text = split(load_corpus(name_or_path))
@@ -333,9 +341,9 @@ def encode_ids(tokenizer, text):
     return torch.tensor(tokenizer.encode(text), dtype=torch.long)
 
 
-def lm_data(name_or_path, kind="auto", vocab_counts="auto"):
+def lm_data(name_or_path, kind="auto", vocab_counts="auto", vocab_size=1024):
     """(tokenizer, train ids, val ids): what a language model's train.py reads (see lm_splits)."""
-    tokenizer, splits = lm_splits(name_or_path, kind, vocab_counts=vocab_counts)
+    tokenizer, splits = lm_splits(name_or_path, kind, vocab_counts=vocab_counts, vocab_size=vocab_size)
     return tokenizer, splits["train"], splits["val"]
 
 

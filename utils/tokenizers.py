@@ -109,6 +109,13 @@ class WordTokenizer:
         return {"kind": self.kind, "words": self.words}
 
 
+def characters(tokenizer, ids):
+    """How many characters of text `ids` stand for: what bits per character divide by, so that
+    character, word and BPE models can be set side by side (a word model's text is its words
+    joined by spaces, a blank line for each paragraph)."""
+    return len(tokenizer.decode(ids))
+
+
 def tokenizer_from_dict(d):
     if d.get("kind") == "char":
         return CharTokenizer(d["chars"])
@@ -116,6 +123,9 @@ def tokenizer_from_dict(d):
         return WordTokenizer(d["words"])
     if d.get("kind") == CorpusWordTokenizer.kind:
         return CorpusWordTokenizer(d["words"])
+    if d.get("kind") == "bpe":
+        from utils.bpe import BPETokenizer
+        return BPETokenizer(d["merges"])
     if d.get("kind") == "translation":
         raise UserError(f"the checkpoint holds a {d.get('src_lang')}->{d.get('tgt_lang')} translation model, "
                         f"not a language model: give it a sentence to translate (the translation task)")

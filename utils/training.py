@@ -109,8 +109,11 @@ def add_lm_args(parser):
     """The flags of the language models' train.py (not the translators'): a CPU-time budget, and
     how validation is done during training."""
     parser.add_argument("--tokenizer", choices=TOKENIZERS, default="auto",
-                        help="char, or word (white-space words; the training words seen 3 times or fewer "
-                             "become <unk>); auto: words for --data brown, characters otherwise (default: auto)")
+                        help="char; word (white-space words; those seen 3 times or fewer become <unk>); bpe "
+                             "(byte-level byte-pair encoding learned from the training split, --vocab-size "
+                             "tokens); auto: words for --data brown, characters otherwise (default: auto)")
+    parser.add_argument("--vocab-size", type=positive_int, default=1024,
+                        help="--tokenizer bpe: tokens in the vocabulary, the 256 bytes included (default: 1024)")
     parser.add_argument("--vocab-counts", choices=VOCAB_COUNTS, default="auto",
                         help="word level: count words in the training split or in all splits to decide which "
                              "are rare; auto: all for brown (what the paper's numbers imply, utils/brown.py), "
@@ -289,6 +292,38 @@ class Budget:
 
 # ---------------------------------------------------------------- gradients and schedules
 
+class EarlyStopping:
+    """Early stopping on the validation loss: `stop` turns true after `patience` validations in a
+    row without a new best; the best weights are kept (in memory) and restore() puts them back.
+
+        early = EarlyStopping(model, patience=3)
+        if early.update(val_loss): save(step, val_loss)     # only a new best is saved
+        ... at the end: val_loss = early.restore()"""
+
+    def __init__(self, model, patience):
+        self.model, self.patience = model, patience
+        self.best, self.best_state, self.misses = None, None, 0
+
+    def update(self, val_loss):
+        """Whether val_loss is a new best (then its weights are kept)."""
+        if self.best is None or float(val_loss) < float(self.best):
+            self.best, self.misses = val_loss, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return True
+        self.misses += 1
+        return False
+
+    @property
+    def stop(self):
+        return self.misses >= self.patience
+
+    def restore(self):
+        """Put the best weights back into the model; returns the best validation loss."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        return self.best
+
+
 def clip_gradients(parameters, max_norm=None, mode="norm"):
     """Clip in place and return the global gradient norm measured *before* clipping.
     mode "norm": rescale all gradients together so their global L2 norm is at most max_norm;
@@ -424,7 +459,8 @@ def duration(seconds):
     return f"{round(seconds / 60)} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=False, fast_val=False, unit="char"):
+def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=False, fast_val=False, unit="char",
+               chars=None):
     """The end of every LM train.py, finished or interrupted. Interrupted (Ctrl-C): the run is
     saved first, at `step`, so that nothing after can lose it. Then, when interrupted or with
     --fast-val, the protocol's validation (validate(final=True)); the bar and the log are closed,
@@ -437,7 +473,7 @@ def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=Fal
         val_loss = validate(final=True)
     log.close()
     print(make_sample())
-    print(summary_line(val_loss, count_parameters(save.model), log.tokens_per_s, log.wall, unit))
+    print(summary_line(val_loss, count_parameters(save.model), log.tokens_per_s, log.wall, unit, chars))
     print(f"checkpoint: {save.path}")
     if interrupted:
         print("interrupted: python train.py --resume continues the run (with the same --data or "
@@ -445,13 +481,18 @@ def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=Fal
         raise SystemExit(INTERRUPTED)
 
 
-def summary_line(val_loss, parameters, tokens_per_s, wall_s, unit="char"):
+def summary_line(val_loss, parameters, tokens_per_s, wall_s, unit="char", chars=None):
     """The one line every train.py prints at the end; val loss under utils/evaluation.py's protocol
     (an Evaluation, which says how many tokens it scored), or a translator's plain float. `unit`:
-    what a token is, "char" or "word": the loss, bits and perplexity are per one of them."""
+    what a token is, "char", "word" or "token" (BPE): the loss, bits and perplexity are per one of
+    them; for words and BPE tokens also bits per character, the scored tokens' total bits over
+    the `chars` characters they stand for, comparable across tokenizers."""
     scored = getattr(val_loss, "count", None)
     bits = "bpc" if unit == "char" else f"bits/{unit}"
-    return (f"summary: val loss {val_loss:.4f} nats/{unit} | {bits} {bits_per_token(val_loss):.3f} | "
+    per_char = ""
+    if unit != "char" and scored and chars:
+        per_char = f" | {bits_per_token(val_loss) * scored / chars:.3f} bits/char over {chars:,} chars"
+    return (f"summary: val loss {val_loss:.4f} nats/{unit} | {bits} {bits_per_token(val_loss):.3f}{per_char} | "
             f"ppl {perplexity(val_loss):.2f} per {unit} | params {parameters:,} | "
             f"{tokens_per_s / 1e3:.1f}k tok/s | wall {wall_s:.0f}s"
             + ("" if scored is None else f" | scored {scored:,} {unit}s"))
