@@ -221,8 +221,10 @@ def main(argv=None):
             with budget.paused(), stop.allowed():
                 if budget.eval_due(step):
                     val_loss = validate()
+                    # sigma_max(W): against 1/gamma (Pascanu et al. 2013), see experiments/gradients.py
+                    sigma = torch.linalg.matrix_norm(model.W.detach(), 2).item()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
-                              f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
+                              f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e} | sigma_max(W) {sigma:.3f}")
                     if args.schedule == "mikolov":
                         finished = schedule.update(val_loss)     # halve α after a stall; a second: stop
                         lr = schedule.lr
