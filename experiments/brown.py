@@ -38,7 +38,7 @@ from utils.data import lm_splits
 from utils.errors import UserError, run_main
 from utils.evaluation import evaluate_lm
 from utils.ngram import KneserNey
-from utils.training import ArgumentParser, positive_float
+from utils.training import ArgumentParser, comma_list, positive_float
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
@@ -203,10 +203,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes = 2.0
-    names = [n.strip() for n in args.rows.split(",") if n.strip()]
-    unknown = [n for n in names if n not in {r.name for r in ROWS}]
-    if unknown:
-        parser.error(f"--rows: unknown {', '.join(unknown)} (choose among {', '.join(r.name for r in ROWS)})")
+    names = comma_list(parser, args.rows, [r.name for r in ROWS], "--rows")
     args.rows = [r for r in ROWS if r.name in names]
     if args.data != "brown" and Path(args.data).exists():
         args.data = str(Path(args.data).resolve())

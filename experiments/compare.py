@@ -38,7 +38,7 @@ from experiments.compare_report import scored_of, write_report
 from experiments.compare_sizes import Sizes
 from utils.data import char_lm_data
 from utils.errors import UserError, run_main
-from utils.training import ArgumentParser, positive_float, positive_int
+from utils.training import ArgumentParser, comma_list, positive_float, positive_int
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
@@ -205,10 +205,7 @@ def parse_args(argv=None):
     if args.quick:
         args.minutes, args.seeds, args.scaling_minutes, args.bn_minutes, args.bn_seeds = 1.0, 2, "0.5,1", 0.25, 1
     args.scaling_minutes = minutes_list(args.scaling_minutes)
-    args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = [p for p in args.parts if p not in PARTS]
-    if unknown:
-        parser.error(f"--parts: unknown {', '.join(unknown)} (choose among {', '.join(PARTS)})")
+    args.parts = comma_list(parser, args.parts, PARTS, "--parts")
     return args
 
 

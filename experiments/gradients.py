@@ -45,7 +45,7 @@ from experiments.compare import Run, run_one
 from experiments.compare_report import load_lm
 from utils.data import char_lm_data
 from utils.errors import run_main
-from utils.training import ArgumentParser, positive_float, positive_int
+from utils.training import ArgumentParser, comma_list, positive_float, positive_int
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
@@ -271,10 +271,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes = 1.0
-    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in args.models if m not in MODELS]
-    if unknown:
-        parser.error(f"--models: unknown {', '.join(unknown)} (choose among {', '.join(MODELS)})")
+    args.models = comma_list(parser, args.models, list(MODELS), "--models")
     return args
 
 

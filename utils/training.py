@@ -131,6 +131,16 @@ def add_lm_args(parser):
     return parser
 
 
+def comma_list(parser, text, choices, flag):
+    """The names in a comma-separated flag value, each one of `choices`; any other is a one-line
+    error naming the choices."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in choices]
+    if unknown:
+        parser.error(f"{flag}: unknown {', '.join(unknown)} (choose among {', '.join(choices)})")
+    return names
+
+
 def flags_given(parser, argv=None):
     """The dests of the flags on the command line itself (not left at their defaults)."""
     actions = [a for a in parser._actions if a.dest != "help"]
