@@ -91,6 +91,10 @@ def targets(table, has_test):
         rnn, mlp = ppl(by["RNN"][split]), ppl(by[best][split])
         lines.append(f"- the RNN below the MLP: RNN {rnn:.1f} against the best plain MLP, {best}, {mlp:.1f} "
                      f"→ **{'met' if rnn < mlp else 'missed'}**")
+        if "RNN dynamic" in by:
+            dyn = ppl(by["RNN dynamic"][split])
+            lines.append(f"  (dynamic evaluation, which keeps training on the text it scores: RNN {dyn:.1f}, "
+                         f"{'below' if dyn < mlp else 'above'} {best}'s {mlp:.1f}; not the same kind of model)")
     return lines
 
 

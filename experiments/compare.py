@@ -96,23 +96,47 @@ def plan(args, sizes):
     return list(unique.values()), runs
 
 
-def run_one(run, args, threads):
-    """Train one run in its own process; returns its record (a dict) for the JSONL file."""
+def run_folder(run, args):
+    """Where a run keeps its checkpoint, log and output: --work / [corpus-]dirname."""
     corpus = "" if args.data == "tinyshakespeare" else Path(args.data).stem + "-"
-    folder = Path(args.work) / (corpus + run.dirname)
+    return Path(args.work) / (corpus + run.dirname)
+
+
+def run_command(run, args):
+    """The train.py command line of a run."""
+    return [sys.executable, str(ROOT / run.model / "train.py"), "--data", args.data, "--device", "cpu",
+            "--minutes", f"{run.minutes:g}", "--eval-every-minutes", f"{run.minutes / EVALS_PER_RUN:g}",
+            "--seed", str(run.seed), "--checkpoint", str(run_folder(run, args) / "model.pt"), *run.flags]
+
+
+def run_one(run, args, threads, reuse=False):
+    """Train one run in its own process; returns its record (a dict) for the JSONL file. With
+    `reuse`, a run already finished in its folder (its summary printed) is read back, not retrained."""
+    folder = run_folder(run, args)
+    if reuse and (folder / "model.pt").exists() and "summary:" in read_or_empty(folder / "stdout.txt"):
+        started = datetime.datetime.fromtimestamp((folder / "stdout.txt").stat().st_ctime)
+        return record_of(run, args, threads, started, wall=None)
     folder.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(ROOT / run.model / "train.py"), "--data", args.data, "--device", "cpu",
-           "--minutes", f"{run.minutes:g}", "--eval-every-minutes", f"{run.minutes / EVALS_PER_RUN:g}",
-           "--seed", str(run.seed), "--checkpoint", str(folder / "model.pt"), *run.flags]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     started = datetime.datetime.now()
     with open(folder / "stdout.txt", "w") as out:
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT / run.model)
+        proc = subprocess.run(run_command(run, args), stdout=out, stderr=subprocess.PIPE, text=True, env=env,
+                              cwd=ROOT / run.model)
     wall = (datetime.datetime.now() - started).total_seconds()
-    stdout = (folder / "stdout.txt").read_text()
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"{run.key} failed ({last}); see {folder / 'stdout.txt'}")
+    return record_of(run, args, threads, started, wall)
+
+
+def read_or_empty(path):
+    return Path(path).read_text() if Path(path).exists() else ""
+
+
+def record_of(run, args, threads, started, wall):
+    """The record of a finished run, from what it left in its folder."""
+    folder = run_folder(run, args)
+    stdout = (folder / "stdout.txt").read_text()
     rows = list(csv.DictReader(open(folder / "log.csv")))
     evals = [r for r in rows if r["val_loss"]]
     params = int(next(l for l in stdout.splitlines() if l.startswith("parameters:")).split()[1].replace(",", ""))
@@ -123,7 +147,7 @@ def run_one(run, args, threads):
             "scored": scored_of(folder / "stdout.txt"),
             "curve": [[float(r["train_cpu_s"]), int(r["tokens_seen"]), float(r["val_loss"])] for r in evals],
             "train_curve": [[int(r["step"]), float(r["train_loss"])] for r in rows],
-            "date": started.strftime("%Y-%m-%d %H:%M"), "command": " ".join(cmd[1:])}
+            "date": started.strftime("%Y-%m-%d %H:%M"), "command": " ".join(run_command(run, args)[1:])}
 
 
 def read_records(path, data):

@@ -287,7 +287,7 @@ def main(argv=None):
     for name in tqdm(args.models, desc="gradients", unit="model", dynamic_ncols=True):
         folder, flags = MODELS[name]
         run = Run("gradients", folder, name, flags, args.seed, args.minutes)
-        records[name] = rec = run_one(run, run_args, threads=1)
+        records[name] = rec = run_one(run, run_args, threads=1, reuse=True)
         started = time.process_time()
         torch.set_num_threads(1)
         trained, _ = load_lm(folder, rec["checkpoint"])
