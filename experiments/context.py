@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import datetime
+import json
 import time
 
 import matplotlib
@@ -93,10 +94,10 @@ def contexts_of(data, positions, n):
 
 def context_curve(model, data, positions, ns, pad_id):
     """{n: mean nats} with the last n characters as context, n up to the model's longest."""
-    longest = max(n for n in ns if n <= longest_context(model, max(ns)))
+    longest = longest_context(model, max(ns))
     targets = data[positions]
     return {n: float(target_nats(model, contexts_of(data, positions, n), targets, pad_id).mean())
-            for n in ns if n <= longest}
+            for n in sorted({n for n in ns if n <= longest} | {longest})}
 
 
 def shuffle_curve(model, data, positions, bs, pad_id, seed, n_max=512):
@@ -116,6 +117,26 @@ def shuffle_curve(model, data, positions, bs, pad_id, seed, n_max=512):
         shuffled[:, :far] = torch.gather(x[:, :far], 1, order)
         out[b] = float(target_nats(model, shuffled, targets, pad_id).mean())
     return out
+
+
+def probe(checkpoint, folder, val, positions, ns, args):
+    """Both curves of one model, kept beside its checkpoint (context.json) for the same targets, n
+    and seed, so that a second run of the report scores only what is new."""
+    cache = Path(checkpoint).with_name("context.json")
+    key = {"targets": len(positions), "n_max": max(ns), "seed": args.seed, "data": args.data}
+    if cache.exists():
+        saved = json.loads(cache.read_text())
+        if saved["key"] == key:
+            return {"context": {int(n): v for n, v in saved["context"].items()},
+                    "shuffle": {None if b == "none" else int(b): v for b, v in saved["shuffle"].items()},
+                    "longest": saved["longest"]}
+    model, pad_id = load_lm(folder, checkpoint)
+    result = {"context": context_curve(model, val, positions, ns, pad_id),
+              "shuffle": shuffle_curve(model, val, positions, SHUFFLE_FROM, pad_id, args.seed, args.n_max),
+              "longest": longest_context(model, args.n_max)}
+    cache.write_text(json.dumps({"key": key, "context": result["context"], "longest": result["longest"],
+                                 "shuffle": {"none" if b is None else b: v for b, v in result["shuffle"].items()}}))
+    return result
 
 
 def effective_context(curve):
@@ -223,10 +244,7 @@ def main(argv=None):
         records[name] = rec = run_one(Run("gradients", folder, name, flags, args.seed, args.minutes), run_args,
                                       threads=1, reuse=True)
         started = time.process_time()
-        model, pad_id = load_lm(folder, rec["checkpoint"])
-        results[name] = {"context": context_curve(model, val, positions, ns, pad_id),
-                         "shuffle": shuffle_curve(model, val, positions, SHUFFLE_FROM, pad_id, args.seed, args.n_max),
-                         "longest": longest_context(model, args.n_max)}
+        results[name] = probe(rec["checkpoint"], folder, val, positions, ns, args)
         cpu += time.process_time() - started
     plot(results, out / "context.png")
     command = " ".join(["python experiments/context.py", *(sys.argv[1:] if argv is None else argv)])

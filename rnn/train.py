@@ -134,7 +134,8 @@ def evaluate_only(args, device):
     path = checkpoint_path(args, "rnn")
     ckpt = load_checkpoint(path, MODEL_TYPE)
     tokenizer = tokenizer_from_dict(ckpt["tokenizer"])
-    _, splits = lm_splits(args.data, tokenizer.kind if tokenizer.kind == "char" else "word", tokenizer)
+    kind = {"char": "char", "bpe": "bpe"}.get(tokenizer.kind, "word")     # how the checkpoint read its text
+    _, splits = lm_splits(args.data, kind, tokenizer)
     val_data = splits["val"]
     check_streams(val_data, args.batch_size, "validation")
     config = RNNConfig(**{**ckpt["config"], "backward": args.backward})
