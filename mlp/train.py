@@ -17,9 +17,10 @@ from mlp.model import MLPConfig, NPLM
 from utils.batching import random_blocks
 from utils.checkpoint import RunSaver, checkpoint_path
 from utils.data import lm_data
+from utils.distributed import Distributed
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
-from utils.interrupt import StopOnCtrlC
+from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.sampling import sample_text
 from utils.tokenizers import characters
 from utils.training import (ArgumentParser, Budget, EarlyStopping, TrainLog, add_common_args, add_lm_args,
@@ -90,6 +91,8 @@ def sample(model, tokenizer):
 def main(argv=None):
     args = parse_args(argv)
     device = start_run(args)
+    ddp = Distributed.start(device)                 # one process, or this rank under torchrun
+    ddp.check_batch(args.batch_size)
     tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts, args.vocab_size)
     config = MLPConfig(vocab_size=tokenizer.vocab_size, context=args.context, n_embd=args.n_embd,
                        n_hidden=args.n_hidden, direct=args.direct, batchnorm=args.batchnorm)
@@ -98,6 +101,7 @@ def main(argv=None):
     print_config(args, config)
 
     model = NPLM(config).to(device)
+    net = ddp.wrap(model)                           # under torchrun: gradients averaged over the ranks
     optimizer = make_optimizer(model, args)
     save = RunSaver(checkpoint_path(args, "mlp"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
                     ignore=())
@@ -109,11 +113,12 @@ def main(argv=None):
         return validation_loss(model, val_data, device, args, padding_id(tokenizer), final)
 
     budget = Budget.from_args(args, start)
-    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget,
+                   enabled=ddp.main)
     step, val_loss = start, None
     early = EarlyStopping(model, args.early_stopping) if args.early_stopping else None
     with StopOnCtrlC() as stop:
-        while not budget.done(step) and not stop.requested and not (early and early.stop):
+        while not ddp.agree(budget.done(step) or stop.requested or (early and early.stop)):
             # set the learning rate (with --minutes, over the steps the budget is projected to allow)
             if args.schedule == "bengio":
                 lr = bengio_lr(args.lr, args.decay, step * args.batch_size)
@@ -122,9 +127,9 @@ def main(argv=None):
             set_lr(optimizer, lr)
             # a batch: B random windows of n-1 characters and the character that follows each
             x, y = random_blocks(train_data, args.batch_size, config.context)
-            x, y = x.to(device), y[:, -1].to(device)                # (B, n-1), (B,)
+            x, y = ddp.rows(x).to(device), ddp.rows(y[:, -1]).to(device)    # (B, n-1), (B,): this rank's rows
             # forward, backward, clip, step
-            _, loss = model(x, y)
+            _, loss = net(x, y)
             # the paper's SGD takes a step of epsilon per example: the batch's summed loss
             (loss * len(y) if args.optimizer == "sgd" else loss).backward()
             grad_norm = clip_gradients(model.parameters(), args.clip)
@@ -134,7 +139,7 @@ def main(argv=None):
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
             with budget.paused(), stop.allowed():
-                if budget.eval_due(step):
+                if ddp.agree(budget.eval_due(step)) and ddp.main:     # (under torchrun, one decision)
                     val_loss = validate()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | lr {lr:.1e}")
                     if early is None or early.update(val_loss):
@@ -142,15 +147,21 @@ def main(argv=None):
                     elif early.stop:
                         log.print(f"step {step}: {early.patience} validations without a new best: early stopping, "
                                   f"back to the best weights (val {early.best:.4f})")
-                if args.sample_every and step % args.sample_every == 0:
+                if args.sample_every and step % args.sample_every == 0 and ddp.main:
                     log.sample(lambda: sample(model, tokenizer))
-            log.step(step, loss.item(), lr, grad_norm, tokens=len(y), val_loss=val_loss)
+            log.step(step, loss.item(), lr, grad_norm, tokens=len(y) * ddp.world, val_loss=val_loss)
     if early is not None and not stop.requested:
         val_loss = early.restore()                                  # the checkpoint's weights, the best
+    if not ddp.main:                                                # rank 0 saves, validates and reports
+        ddp.close()
+        raise SystemExit(INTERRUPTED if stop.requested else 0)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
-    finish_run(log, save, step, val_loss, validate, lambda: sample(model, tokenizer),
-               interrupted=stop.requested, fast_val=args.fast_val,
-               unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
+    try:
+        finish_run(log, save, step, val_loss, validate, lambda: sample(model, tokenizer),
+                   interrupted=stop.requested, fast_val=args.fast_val,
+                   unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
+    finally:
+        ddp.close()
 
 
 if __name__ == "__main__":

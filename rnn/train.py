@@ -19,9 +19,10 @@ from rnn.model import ElmanRNN, RNNConfig
 from utils.batching import check_streams, steps_per_pass, stream_batches, train_chunks
 from utils.checkpoint import RunSaver, checkpoint_path, load_checkpoint, load_weights
 from utils.data import lm_data, lm_splits
+from utils.distributed import Distributed
 from utils.errors import UserError, run_main
 from utils.evaluation import evaluate_lm, validation_loss
-from utils.interrupt import StopOnCtrlC
+from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.metrics import bits_per_token, evaluate_recurrent
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import characters, tokenizer_from_dict
@@ -160,6 +161,8 @@ def main(argv=None):
     device = start_run(args)
     if args.eval_only:
         return evaluate_only(args, device)
+    ddp = Distributed.start(device)                 # one process, or this rank under torchrun
+    ddp.check_batch(args.batch_size)
     tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts, args.vocab_size)
     check_streams(train_data, args.batch_size, "training")
     check_streams(val_data, args.batch_size, "validation")
@@ -168,6 +171,7 @@ def main(argv=None):
     print_config(args, config)
 
     model = ElmanRNN(config).to(device)
+    net = ddp.wrap(model)                           # under torchrun: gradients averaged over the ranks
     if args.optimizer == "adam":
         # DEVIATION: Adam by default; the paper trains with plain SGD from α = 0.1 (§2)
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -192,12 +196,14 @@ def main(argv=None):
         return validation_loss(model, val_data, device, args, final=final)
 
     budget = Budget.from_args(args, start)
-    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget,
+                   enabled=ddp.main)
     chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
-    state = save.carry                     # s(0): zeros, made by the model; or where the resumed run was
+    # s(0): zeros, made by the model; or where the resumed run was (this rank's streams of it)
+    state = ddp.state_rows(save.carry)
     step, val_loss, finished = start, None, False
     with StopOnCtrlC() as stop:
-        while not budget.done(step) and not stop.requested and not finished:
+        while not ddp.agree(budget.done(step) or stop.requested or finished):
             # set the learning rate (the mikolov schedule changes it only after a validation, below)
             if args.schedule != "mikolov":
                 lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
@@ -206,9 +212,9 @@ def main(argv=None):
             x, y, first_of_a_pass = next(chunks)
             if first_of_a_pass:
                 state = None                                 # the streams wrapped around: start afresh
-            x, y = x.to(device), y.to(device)                # (B, T), (B, T)
+            x, y = ddp.rows(x).to(device), ddp.rows(y).to(device)    # (B, T), (B, T): this rank's streams
             # forward from the state the previous chunk left, then cut the graph at the border
-            _, loss, state = model(x, state, y)
+            _, loss, state = net(x, state, y)
             state = state.detach()  # truncated BPTT: s(T) goes on, its gradient stops here
             save.carry = state                               # what a checkpoint of this step resumes from
             # backward through this chunk's T steps only, clip, step
@@ -220,7 +226,10 @@ def main(argv=None):
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
             with budget.paused(), stop.allowed():
-                if budget.eval_due(step):
+                due = ddp.agree(budget.eval_due(step))          # (under torchrun, one decision for all)
+                if due:
+                    save.carry = ddp.gather_state(state)     # every rank's streams, for the checkpoint
+                if due and ddp.main:
                     val_loss = validate()
                     # sigma_max(W): against 1/gamma (Pascanu et al. 2013), see experiments/gradients.py
                     sigma = torch.linalg.matrix_norm(model.W.detach(), 2).item()
@@ -234,13 +243,23 @@ def main(argv=None):
                             log.print(f"step {step}: no significant improvement again (mikolov schedule, §2): "
                                       f"training is finished")
                     save(step, val_loss)
-                if args.sample_every and step % args.sample_every == 0:
+                if args.sample_every and step % args.sample_every == 0 and ddp.main:
                     log.sample(lambda: sample_text(model, tokenizer, generate_recurrent))
-            log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
+                if ddp.world > 1 and args.schedule == "mikolov":
+                    lr = ddp.share(lr)                           # rank 0's schedule, on every rank
+                    set_lr(optimizer, lr)
+            log.step(step, loss.item(), lr, grad_norm, tokens=y.numel() * ddp.world, val_loss=val_loss)
+    save.carry = ddp.gather_state(state)
+    if not ddp.main:                                     # rank 0 saves, validates and reports
+        ddp.close()
+        raise SystemExit(INTERRUPTED if stop.requested else 0)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
-    finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
-               interrupted=stop.requested, fast_val=args.fast_val,
-               unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
+    try:
+        finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
+                   interrupted=stop.requested, fast_val=args.fast_val,
+                   unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
+    finally:
+        ddp.close()
 
 
 if __name__ == "__main__":

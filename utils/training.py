@@ -5,6 +5,7 @@ The loop itself stays in each paper's train.py, where the reader can see it."""
 import argparse
 import csv
 import math
+import os
 import random
 import sys
 import time
@@ -388,17 +389,20 @@ class TrainLog:
     PACE_AFTER_S = 10                      # print the estimate after this long, or PACE_AFTER_STEPS
     PACE_AFTER_STEPS = 200
 
-    def __init__(self, csv_path, start_step, total_steps, resume=False, budget=None):
-        csv_path = Path(csv_path)
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        kept = self._rows_until(csv_path, start_step) if resume else []
+    def __init__(self, csv_path, start_step, total_steps, resume=False, budget=None, enabled=True):
+        """enabled=False: a log that shows and writes nothing (the other ranks under torchrun)."""
+        csv_path = Path(csv_path) if enabled else Path(os.devnull)
+        if enabled:
+            csv_path.parent.mkdir(parents=True, exist_ok=True)
+        kept = self._rows_until(csv_path, start_step) if resume and enabled else []
+        self.enabled = enabled
         self.file = open(csv_path, "w", newline="")
         self.writer = csv.writer(self.file)
         self.writer.writerow(self.FIELDS)
         self.writer.writerows(kept)
         self.start_step, self.paced = start_step, budget is not None and budget.seconds is not None
         self.bar = tqdm(total=total_steps, initial=start_step, desc="training", unit="step",
-                        dynamic_ncols=True, file=sys.stderr)
+                        dynamic_ncols=True, file=sys.stderr, disable=not enabled)
         self.start_time = time.time()
         self.last_time = self.start_time
         self.tokens = 0
@@ -440,7 +444,8 @@ class TrainLog:
             self.file.flush()
 
     def print(self, message):
-        self.bar.write(message)
+        if self.enabled:
+            self.bar.write(message)
 
     def sample(self, make_sample):
         """Print make_sample()'s text, drawn without moving the run's random numbers: a sample
