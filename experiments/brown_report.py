@@ -21,6 +21,7 @@ COLORS = {"mlp": "tab:gray", "rnn": "tab:blue", "lstm": "tab:red", "gru": "tab:o
           "transformer": "tab:green"}
 # the paper's (Bengio et al. 2003, §4 and Table 1: valid / test perplexity)
 PAPER_SPLIT = (800_000, 200_000, 181_041)
+DISPLAY = ["MLP1", "MLP5", "MLP9", "MLP9 paper SGD", "RNN", "LSTM", "GRU", "Transformer"]   # the table's order
 PAPER_VOCAB = 16_383
 PAPER_KN = {3: (334, 323), 4: (332, 321), 5: (332, 321)}            # "Kneser-Ney back-off"
 PAPER_MIXED = {"MLP10": (265, 252), "MLP2": (275, 257), "MLP6": (273, 259)}
@@ -43,7 +44,7 @@ def table_rows(rows, records, scores, kn, mixture):
     out = []
     for n, nats in kn.items():
         out.append((f"KN {n}-gram", PAPER_KN[n], nats, None, "interpolated modified Kneser-Ney (utils/ngram.py)"))
-    for row in rows:
+    for row in sorted(rows, key=lambda r: DISPLAY.index(r.name) if r.name in DISPLAY else len(DISPLAY)):
         if row.name not in scores:
             continue
         s, r = scores[row.name], records[row.name]
