@@ -108,7 +108,7 @@ def plot_curves(rows, records, kn, path, train_words):
         x = [c[1] / train_words for c in r["curve"]]
         y = [math.exp(c[2]) for c in r["curve"]]
         ax.plot(x, y, marker="o", label=row.name, color=COLORS[row.model],
-                linestyle="-" if row.model != "mlp" else ["-", "--", ":"][["MLP9", "MLP1", "MLP5"].index(row.name) % 3])
+                linestyle={"MLP1": "--", "MLP5": ":", "MLP9 paper SGD": "-."}.get(row.name, "-"))
     for n, style in ((3, "--"), (5, ":")):
         if n in kn:
             ax.axhline(ppl(kn[n]["val"]), color="black", linestyle=style, linewidth=1, label=f"KN {n}-gram")
