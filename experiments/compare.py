@@ -129,6 +129,13 @@ def run_one(run, args, threads, reuse=False):
     return record_of(run, args, threads, started, wall)
 
 
+def command_line(record):
+    """How to run a record's training again by hand: `cd <folder> && OMP_NUM_THREADS=1 python train.py ...`."""
+    folder = record["model"]
+    command = record["command"].replace(str(ROOT / folder / "train.py"), "python train.py").replace(str(ROOT) + "/", "../")
+    return f"cd {folder} && OMP_NUM_THREADS=1 {command}"
+
+
 def read_or_empty(path):
     return Path(path).read_text() if Path(path).exists() else ""
 

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from experiments.compare import Run, run_one
+from experiments.compare import Run, command_line, run_one
 from experiments.compare_report import load_lm
 from utils.data import char_lm_data
 from utils.errors import run_main
@@ -247,9 +247,7 @@ def write_report(args, results, sigmas, records, out, command, cpu_s):
         lines.append(f"| {name} | {1 / GAMMA[f]:g} | " + ", ".join(f"{s}: {v:.2f}" for s, v in log) + " |")
     lines += ["", "## Commands", ""]
     for name, rec in records.items():
-        folder = MODELS[name][0]
-        command = rec["command"].replace(str(ROOT / folder / "train.py"), "python train.py").replace(str(ROOT) + "/", "../")
-        lines.append(f"- {name} ({rec['date']}): `cd {folder} && OMP_NUM_THREADS=1 {command}`")
+        lines.append(f"- {name} ({rec['date']}): `{command_line(rec)}`")
     (out / "gradients.md").write_text("\n".join(lines) + "\n")
 
 
