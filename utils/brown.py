@@ -18,12 +18,11 @@ by 3.2%. The split is the paper's by position: the first 800,000 tokens, the nex
 
 Which words are rare: "Rare words with frequency <= 3 were merged into a single symbol, reducing
 the vocabulary size to |V| = 16,383" (§4) does not say in which text the frequency was counted.
-Measured on this copy (experiments/results/brown.md has the command), interpolated modified
+Measured on this copy (`python experiments/brown.py`, 2026-12-02, results/brown.md), interpolated modified
 Kneser-Ney trigram, validation / test perplexity, against the paper's 334 / 323 (Table 1):
 
     counted in                  |V|      KN3 valid / test
     the training split          14,039   201 / 190
-    training and validation     16,295   314 / 224
     the whole corpus            17,907   332 / 310
 
 Only the whole-corpus count reproduces both of the paper's perplexities (within 1% and 4%), so

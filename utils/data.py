@@ -309,6 +309,8 @@ def lm_splits(name_or_path, kind="auto", tokenizer=None, vocab_counts="auto", vo
         from utils.bpe import BPETokenizer
         train_text, val_text = split(load_corpus(name_or_path))
         if tokenizer is None:
+            if vocab_size < 256:
+                raise UserError(f"--vocab-size {vocab_size}: a byte-level BPE has at least the 256 bytes")
             print(f"learning a byte-pair encoding of {vocab_size:,} tokens from the training split")
             tokenizer = BPETokenizer.train(train_text, vocab_size)
         return tokenizer, {"train": encode_ids(tokenizer, train_text), "val": encode_ids(tokenizer, val_text)}
