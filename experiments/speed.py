@@ -1,137 +1,212 @@
-"""Training speed of our recurrent models against the torch.nn modules, side by side in one run.
+"""Training speed of our models against the same networks built from torch.nn, side by side in one run.
 
 Tokens per second of one training step (forward, backward, Adam step) at equal sizes, for each row
-of ROWS: our model and its torch.nn reference are timed alternately, repeat after repeat, so that a
-noisy machine slows both alike; the medians and their ratio are printed.
+of ROWS: our model and its torch.nn reference (experiments/speed_references.py) are timed
+alternately, repeat after repeat, so that a noisy machine slows both alike; the medians and their
+ratio are printed. The script first measures this machine's matmul peak (a large fp32 matmul on
+the same threads) and prints, for each model, the achieved GFLOP/s and that fraction of the peak.
+FLOPs per step count the model's matmuls: 6 x (weights used per token) x tokens, plus the
+attention scores and their mixing, 12 x layers x B x T^2 x d (forward 1, backward 2 multiply-adds
+per product); a one-hot input read as a row lookup counts nothing (our models read it so; the
+torch.nn recurrent references multiply a one-hot matrix, work that is not counted).
 
-    python experiments/speed.py                                  # B 32, T 100, H 512, vocab 65
+    python experiments/speed.py                        # all rows at the default sizes
+    python experiments/speed.py --threads 1 --clock cpu   # one core of a shared machine
+    python experiments/speed.py --rows transformer     # layers 4, heads 4, width 128, block 64, batch 12
+    python experiments/speed.py --rows lstm gru --hidden 256
     python experiments/speed.py --rows rnn --repeats 3 --steps 5 --hidden 128
-    python experiments/speed.py --rows lstm
-    python experiments/speed.py --rows gru
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import functools
 import statistics
 import time
+from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
+from experiments.speed_references import TorchTransformerLM, torch_gru, torch_lstm, torch_rnn
 from gru.model import GRUConfig, GRULanguageModel
 from lstm.model import LSTM, LSTMConfig
 from rnn.model import ElmanRNN, RNNConfig
+from transformer.model import TransformerConfig, TransformerLM
+from utils.errors import run_main
 from utils.training import ArgumentParser, positive_int
 
 
-class TorchLM(nn.Module):
-    """The reference: a torch.nn recurrent module on one-hot inputs (its weight_ih plays U) and a
-    linear output layer, with our recurrent interface forward(idx, state, targets)."""
-
-    def __init__(self, rnn_class, vocab_size, n_hidden, **kwargs):
-        super().__init__()
-        self.vocab_size = vocab_size
-        self.rnn = rnn_class(vocab_size, n_hidden, batch_first=True, **kwargs)
-        self.out = nn.Linear(n_hidden, vocab_size)
-
-    def forward(self, idx, state=None, targets=None):
-        h, state = self.rnn(F.one_hot(idx, self.vocab_size).float(), state)   # (B, T, H)
-        logits = self.out(h)                                                  # (B, T, |V|)
-        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-        return logits, loss, state
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def torch_rnn(V, H):
-    return TorchLM(nn.RNN, V, H, nonlinearity="tanh")
+@dataclass(frozen=True)
+class Row:
+    name: str
+    ours: object          # (args) -> module
+    reference: object     # (args) -> module; a reference shared by several rows is timed once
+    family: str           # "recurrent": forward(x, None, y); "window": forward(x, y)
+    gates: int = 0        # recurrent rows: (H, H) blocks of the recurrent matrix (FLOP count)
 
 
-def torch_lstm(V, H):
-    return TorchLM(nn.LSTM, V, H)
+@functools.cache
+def recurrent(make):
+    """(V, H) -> module, as a function of the arguments; one function per `make`, so that a
+    reference shared by several rows is one model, timed once."""
+    return lambda a: make(a.vocab, a.hidden)
 
 
-def torch_gru(V, H):
-    return TorchLM(nn.GRU, V, H)
+def transformer_config(a, backward="manual"):
+    return TransformerConfig(vocab_size=a.vocab, block_size=a.block, n_layers=a.layers, n_heads=a.heads,
+                             d_model=a.width, d_ff=4 * a.width, backward=backward)
 
 
-# (name, our model, the torch.nn reference): each a function (vocab_size, n_hidden) -> module.
-# A reference shared by several rows is timed once.
+def torch_transformer(a):
+    c = transformer_config(a)
+    return TorchTransformerLM(c.vocab_size, c.block_size, c.n_layers, c.n_heads, c.d_model, c.d_ff)
+
+
 ROWS = [
-    ("rnn (manual BPTT)", lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "manual")), torch_rnn),
-    ("rnn (autograd)", lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "autograd")), torch_rnn),
+    Row("rnn (manual BPTT)", recurrent(lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "manual"))),
+        recurrent(torch_rnn), "recurrent", 1),
+    Row("rnn (autograd)", recurrent(lambda V, H: ElmanRNN(RNNConfig(V, H, "tanh", "autograd"))),
+        recurrent(torch_rnn), "recurrent", 1),
     # one layer of lstm/'s cell (peepholes, LSTM derivatives clipped to [-1, 1]) against nn.LSTM
-    ("lstm (manual BPTT)", lambda V, H: LSTM(LSTMConfig(V, H, n_layers=1)), torch_lstm),
-    ("lstm (autograd)", lambda V, H: LSTM(LSTMConfig(V, H, n_layers=1, backward="autograd")), torch_lstm),
+    Row("lstm (manual BPTT)", recurrent(lambda V, H: LSTM(LSTMConfig(V, H, n_layers=1))),
+        recurrent(torch_lstm), "recurrent", 4),
+    # the same cell without peepholes and clipping: nn.LSTM's equations exactly
+    Row("lstm plain (manual BPTT)", recurrent(lambda V, H: LSTM(LSTMConfig(V, H, n_layers=1, peepholes=False,
+                                                                          clip_lstm_grads=None))),
+        recurrent(torch_lstm), "recurrent", 4),
+    Row("lstm (autograd)", recurrent(lambda V, H: LSTM(LSTMConfig(V, H, n_layers=1, backward="autograd"))),
+        recurrent(torch_lstm), "recurrent", 4),
     # gru/'s cudnn variant is nn.GRU's unit (the reset after U h); one layer
-    ("gru cudnn (manual BPTT)", lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cudnn")), torch_gru),
-    ("gru cudnn (autograd)", lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cudnn",
-                                                                     backward="autograd")), torch_gru),
+    Row("gru cudnn (manual BPTT)", recurrent(lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cudnn"))),
+        recurrent(torch_gru), "recurrent", 3),
+    Row("gru cudnn (autograd)", recurrent(lambda V, H: GRULanguageModel(
+        GRUConfig(V, H, variant="cudnn", backward="autograd"))), recurrent(torch_gru), "recurrent", 3),
     # the paper's unit (two recurrent matmuls a step, the reset before U) against the same nn.GRU
-    ("gru cho (manual BPTT)", lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cho")), torch_gru),
+    Row("gru cho (manual BPTT)", recurrent(lambda V, H: GRULanguageModel(GRUConfig(V, H, variant="cho"))),
+        recurrent(torch_gru), "recurrent", 3),
+    # transformer/'s default LM (pre-norm, RoPE, tied) against nn.Linear, nn.LayerNorm and SDPA
+    Row("transformer (written out)", lambda a: TransformerLM(transformer_config(a)), torch_transformer, "window"),
+    Row("transformer (autograd)", lambda a: TransformerLM(transformer_config(a, backward="autograd")),
+        torch_transformer, "window"),
 ]
 
 
-def time_steps(model, optimizer, x, y, steps):
-    """Seconds per training step, over `steps` steps."""
+def flops_per_step(row, a):
+    """The matmul FLOPs of one training step (forward and backward), as the docstring counts them."""
+    if row.family == "recurrent":
+        tokens = a.batch_size * a.bptt
+        return 6 * tokens * (row.gates * a.hidden * a.hidden + a.hidden * a.vocab)
+    c, tokens = transformer_config(a), a.tf_batch * a.block
+    per_token = c.n_layers * (4 * c.d_model ** 2 + 2 * c.d_model * c.d_ff) + c.d_model * c.vocab_size
+    return 6 * tokens * per_token + 12 * c.n_layers * a.tf_batch * a.block ** 2 * c.d_model
+
+
+def matmul_peak(n=1024, repeats=10):
+    """GFLOP/s of an (n, n) @ (n, n) fp32 matmul on torch's current threads, the best of `repeats`."""
+    x, y = torch.randn(n, n), torch.randn(n, n)
+    x @ y
+    best = min(_seconds(lambda: x @ y) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _seconds(f):
     t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
+def time_steps(model, optimizer, batch, family, steps, clock=time.perf_counter):
+    """Seconds per training step, over `steps` steps, on `clock` (wall time, or this process's CPU time)."""
+    x, y = batch
+    t0 = clock()
     for _ in range(steps):
-        _, loss, _ = model(x, None, y)
+        loss = model(x, None, y)[1] if family == "recurrent" else model(x, y)[1]
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return (time.perf_counter() - t0) / steps
+    return (clock() - t0) / steps
+
+
+def parse_args(argv=None):
+    p = ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", nargs="*", default=None,
+                   help="only the rows whose name starts with one of these, e.g. rnn (default: all)")
+    g = p.add_argument_group("recurrent rows")
+    g.add_argument("--batch-size", type=positive_int, default=32, help="B (default: 32)")
+    g.add_argument("--bptt", type=positive_int, default=100, help="T (default: 100)")
+    g.add_argument("--hidden", type=positive_int, default=512, help="H (default: 512)")
+    g = p.add_argument_group("transformer row (the issue's nanoGPT comparison)")
+    g.add_argument("--tf-batch", type=positive_int, default=12, help="B (default: 12)")
+    g.add_argument("--block", type=positive_int, default=64, help="T, the block (default: 64)")
+    g.add_argument("--layers", type=positive_int, default=4, help="N (default: 4)")
+    g.add_argument("--heads", type=positive_int, default=4, help="h (default: 4)")
+    g.add_argument("--width", type=positive_int, default=128, help="d_model; d_ff = 4 d_model (default: 128)")
+    g = p.add_argument_group("timing")
+    g.add_argument("--vocab", type=positive_int, default=65, help="|V| (default: 65, Tiny Shakespeare)")
+    g.add_argument("--steps", type=positive_int, default=10, help="timed steps per repeat (default: 10)")
+    g.add_argument("--warmup", type=int, default=2, help="untimed steps per model first (default: 2)")
+    g.add_argument("--repeats", type=positive_int, default=5, help="alternating repeats (default: 5)")
+    g.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
+    g.add_argument("--clock", choices=CLOCKS, default="wall",
+                   help="wall: seconds on the wall clock; cpu: this process's CPU seconds, which other jobs on a "
+                        "shared machine disturb less (with one thread: the same as wall on an idle machine)")
+    args = p.parse_args(argv)
+    rows = [r for r in ROWS if args.rows is None or any(r.name.startswith(q) for q in args.rows)]
+    if not rows:
+        p.error(f"no row matches --rows {' '.join(args.rows)} (rows: {', '.join(r.name for r in ROWS)})")
+    return args, rows
 
 
 def main(argv=None):
-    parser = ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", nargs="*", default=None,
-                        help="only the rows whose name starts with one of these, e.g. rnn (default: all)")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="B (default: 32)")
-    parser.add_argument("--bptt", type=positive_int, default=100, help="T (default: 100)")
-    parser.add_argument("--hidden", type=positive_int, default=512, help="H (default: 512)")
-    parser.add_argument("--vocab", type=positive_int, default=65, help="|V| (default: 65, Tiny Shakespeare)")
-    parser.add_argument("--steps", type=positive_int, default=10, help="timed steps per repeat (default: 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per model first (default: 2)")
-    parser.add_argument("--repeats", type=positive_int, default=5, help="alternating repeats (default: 5)")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's)")
-    args = parser.parse_args(argv)
+    args, rows = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    rows = [r for r in ROWS if args.rows is None or any(r[0].startswith(p) for p in args.rows)]
-    if not rows:
-        parser.error(f"no row matches --rows {' '.join(args.rows)} (rows: {', '.join(r[0] for r in ROWS)})")
-
-    # every distinct model once, in a fixed order: ours, then its reference
-    factories = list(dict.fromkeys(f for _, ours, ref in rows for f in (ours, ref)))
+    peak = matmul_peak()
     torch.manual_seed(0)
-    B, T, V, H = args.batch_size, args.bptt, args.vocab, args.hidden
-    x, y = torch.randint(V, (B, T)), torch.randint(V, (B, T))
+    batches = {"recurrent": (args.batch_size, args.bptt), "window": (args.tf_batch, args.block)}
+    batches = {f: (torch.randint(args.vocab, s), torch.randint(args.vocab, s)) for f, s in batches.items()}
+    # every distinct model once, in a fixed order: ours, then its reference
     models = {}
-    for f in factories:
-        model = f(V, H)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-        if args.warmup:
-            time_steps(model, optimizer, x, y, args.warmup)
-        models[f] = (model, optimizer)
+    for row in rows:
+        for make in (row.ours, row.reference):
+            if make not in models:
+                model = make(args)
+                optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+                if args.warmup:
+                    time_steps(model, optimizer, batches[row.family], row.family, args.warmup)
+                models[make] = (model, optimizer, row.family)
 
-    seconds = {f: [] for f in factories}
-    with tqdm(total=args.repeats * len(factories), desc="timing", unit="run", file=sys.stderr) as bar:
+    seconds = {make: [] for make in models}
+    order = list(models)
+    with tqdm(total=args.repeats * len(order), desc="timing", unit="run", file=sys.stderr) as bar:
         for r in range(args.repeats):
             # alternate the order, so that neither side always runs first (or after the other)
-            for f in (factories if r % 2 == 0 else factories[::-1]):
-                seconds[f].append(time_steps(*models[f], x, y, args.steps))
+            for make in (order if r % 2 == 0 else order[::-1]):
+                model, optimizer, family = models[make]
+                seconds[make].append(time_steps(model, optimizer, batches[family], family, args.steps,
+                                                CLOCKS[args.clock]))
                 bar.update(1)
 
-    tok_s = {f: B * T / statistics.median(s) for f, s in seconds.items()}
-    print(f"training tokens/s (forward + backward + Adam step), B {B}, T {T}, H {H}, |V| {V}, "
-          f"{torch.get_num_threads()} threads, median of {args.repeats} x {args.steps} steps")
-    print(f"{'model':<24}{'ours tok/s':>12}{'torch tok/s':>13}{'ours/torch':>12}")
-    for name, ours, ref in rows:
-        print(f"{name:<24}{tok_s[ours]:>12,.0f}{tok_s[ref]:>13,.0f}{tok_s[ours] / tok_s[ref]:>11.2f}x")
+    step_s = {make: statistics.median(s) for make, s in seconds.items()}
+    print(f"training steps (forward + backward + Adam step), {torch.get_num_threads()} thread(s), {args.clock} "
+          f"clock, median of {args.repeats} x {args.steps} steps; matmul peak {peak:.1f} GFLOP/s "
+          f"(fp32 1024 x 1024 @ 1024 x 1024, best of 10)")
+    print(f"recurrent rows: B {args.batch_size}, T {args.bptt}, H {args.hidden}, |V| {args.vocab}; "
+          f"transformer: N {args.layers}, h {args.heads}, d {args.width}, block {args.block}, B {args.tf_batch}")
+    print(f"{'model':<28}{'ours tok/s':>11}{'torch tok/s':>12}{'ours/torch':>11}"
+          f"{'ours GFLOP/s':>13}{'of peak':>8}{'torch GFLOP/s':>14}{'of peak':>8}")
+    for row in rows:
+        tokens = batches[row.family][0].numel()
+        ours, ref = step_s[row.ours], step_s[row.reference]
+        gf_ours, gf_ref = (flops_per_step(row, args) / s / 1e9 for s in (ours, ref))
+        print(f"{row.name:<28}{tokens / ours:>11,.0f}{tokens / ref:>12,.0f}{ref / ours:>10.2f}x"
+              f"{gf_ours:>13.1f}{gf_ours / peak:>8.0%}{gf_ref:>14.1f}{gf_ref / peak:>8.0%}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -12,6 +12,7 @@ decoder stack of `DecoderBlock`s, which put encoder-decoder attention, `MultiHea
 memory)`, between the masked self-attention and the feed-forward network; padding masks on the
 source keys; it implements the translator interface of utils/translation.py, decoding one position
 per step through a KV cache.
+The sub-layers (§3.1-3.5) and their written-out backward passes are in transformer/layers.py.
 Variants, each a flag (DEVIATIONs from the paper): pre-norm (x + Sublayer(LayerNorm(x)), GPT-2,
 Xiong et al. 2020), learned positions (tried in §3.5, Table 3 row E), rotary position embeddings
 (RoPE: Su et al. 2021, arXiv:2104.09864), untied output weights.
@@ -43,6 +44,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from transformer.layers import (BACKWARDS, Block, FeedForward, LayerNorm, MultiHeadAttention, attention,  # noqa: F401
+                                rotary, rotate, sinusoids)
 from utils.init import xavier_uniform_
 
 
@@ -61,164 +64,8 @@ class TransformerConfig:
                               # (transformer/README.md: the three position options)
     tie: bool = True          # share E between the embedding and the pre-softmax projection (§3.4)
     eps: float = 1e-5         # layer normalisation's epsilon
-
-
-# ---------------------------------------------------------------- layer normalisation (§3.1)
-
-class LayerNorm(nn.Module):
-    """Layer normalisation (Ba et al. 2016) over the last dimension, written out."""
-
-    def __init__(self, d, eps=1e-5):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.ones(d))
-        self.beta = nn.Parameter(torch.zeros(d))
-        self.eps = eps
-
-    def forward(self, x):
-        # LN(x) = gamma (x - mu) / sqrt(sigma^2 + eps) + beta, mu and sigma^2 over the d features
-        # (written with mean(): on a CPU torch.var_mean over the last dimension is ~10x slower)
-        x = x - x.mean(-1, keepdim=True)                                # x - mu  (B, T, d)
-        var = (x * x).mean(-1, keepdim=True)                            # sigma^2 (B, T, 1)
-        return self.gamma * x * torch.rsqrt(var + self.eps) + self.beta
-
-
-# ---------------------------------------------------------------- attention (§3.2)
-
-def attention(q, k, v, mask=None):
-    """Scaled dot-product attention. q: (..., T, d_k); k, v: (..., S, d_k); mask: broadcastable to
-    (..., T, S), booleans (True where a query may attend to a key) or numbers added to the scores
-    (0 or -inf), as for F.scaled_dot_product_attention. Returns the output (..., T, d_k) and the
-    weights alpha (..., T, S)."""
-    d_k = q.shape[-1]
-    scores = (q / math.sqrt(d_k)) @ k.transpose(-2, -1)                # (B, h, T, S)
-    # the decoder's mask (§3.2.3): an illegal connection gets -inf, so weight 0 after softmax
-    if mask is not None and mask.dtype == torch.bool:
-        scores = scores.masked_fill(mask.logical_not(), float("-inf"))
-    elif mask is not None:
-        scores = scores + mask                                          # (on a CPU 4x faster than masked_fill)
-    # Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V                    (Eq. 1)
-    alpha = torch.softmax(scores, dim=-1)                               # (B, h, T, S)
-    return alpha @ v, alpha                                             # (B, h, T, d_k)
-
-
-def rotary(positions, d_k):
-    """RoPE (Su et al. 2021): the pair (x_2i, x_2i+1) at position m turns by the angle m theta_i,
-    theta_i = 10000^(-2i/d_k). Returns cos and sin of the angles, (T, d_k/2) each."""
-    theta = 10000 ** (-torch.arange(0, d_k, 2, device=positions.device) / d_k)   # (d_k/2,)
-    angle = positions[:, None].float() * theta                          # (T, d_k/2)
-    return angle.cos(), angle.sin()
-
-
-def rotate(x, cos, sin):
-    """Rotate every pair of features of x (..., T, d_k) by its position's angles (RoPE): then
-    q_m . k_n depends on the positions only through the offset m - n."""
-    x1, x2 = x[..., 0::2], x[..., 1::2]                                 # (B, h, T, d_k/2) each
-    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), -1).flatten(-2)   # (B, h, T, d_k)
-
-
-class MultiHeadAttention(nn.Module):
-    """h heads, computed together: the heads are a batch dimension of one matmul. Self-attention is
-    forward(x); encoder-decoder attention is forward(x, memory), queries from x and keys and values
-    from memory (§3.2.3)."""
-
-    def __init__(self, d_model, n_heads):
-        super().__init__()
-        self.h = n_heads
-        # no biases: the paper's projections are matrices only
-        self.W_QKV = nn.Parameter(xavier_uniform_(torch.empty(d_model, 3 * d_model)))
-        self.W_O = nn.Parameter(xavier_uniform_(torch.empty(d_model, d_model)))
-
-    def split_heads(self, x):
-        B, T, d = x.shape
-        return x.view(B, T, self.h, d // self.h).transpose(1, 2)        # (B, T, d) -> (B, h, T, d_k)
-
-    def keys_values(self, memory):
-        """K W^K_i, V W^V_i of every head for memory (B, S, d): (K, V), (B, h, S, d_k) each. A
-        decoder computes them once per sentence: the encoder's output does not change while decoding."""
-        d = memory.shape[-1]
-        k, v = (memory @ self.W_QKV[:, d:]).split(d, -1)                # (B, S, d) each
-        return self.split_heads(k), self.split_heads(v)
-
-    def forward(self, x, memory=None, mask=None, rotation=None, past=None):
-        """x: (B, T, d) the queries' positions; memory: (B, S, d), the keys' and values' (default x),
-        or their (K, V) from keys_values(); mask: broadcastable to (B, h, T, P + S), see attention(),
-        P the length of `past`; rotation: RoPE's (cos, sin) of the new positions, or None; past:
-        (K, V) of earlier positions (B, h, P, d_k) from a KV cache. Returns (B, T, d) and (K, V) of
-        every position attended to, past ones first."""
-        B, T, d = x.shape
-        if memory is None:
-            # Q W^Q_i, K W^K_i, V W^V_i for every head i, in one matmul
-            q, k, v = (x @ self.W_QKV).split(d, -1)                     # (B, T, d) each
-            q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)   # (B, h, T, d_k)
-        else:
-            q = self.split_heads(x @ self.W_QKV[:, :d])                 # (B, h, T, d_k)
-            k, v = memory if isinstance(memory, tuple) else self.keys_values(memory)   # (B, h, S, d_k)
-        if rotation is not None:
-            q, k = rotate(q, *rotation), rotate(k, *rotation)           # DEVIATION: RoPE
-        if past is not None:
-            k, v = torch.cat((past[0], k), 2), torch.cat((past[1], v), 2)   # (B, h, P + S, d_k)
-        # head_i = Attention(Q W^Q_i, K W^K_i, V W^V_i)                    (§3.2.2)
-        heads, _ = attention(q, k, v, mask)                             # (B, h, T, d_k)
-        # MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O             (§3.2.2)
-        out = heads.transpose(1, 2).reshape(B, T, d) @ self.W_O         # (B, T, d)
-        return out, (k, v)
-
-
-# ---------------------------------------------------------------- feed-forward network (§3.3)
-
-class FeedForward(nn.Module):
-    def __init__(self, d_model, d_ff):
-        super().__init__()
-        self.W_1 = nn.Parameter(xavier_uniform_(torch.empty(d_model, d_ff)))
-        self.b_1 = nn.Parameter(torch.zeros(d_ff))
-        self.W_2 = nn.Parameter(xavier_uniform_(torch.empty(d_ff, d_model)))
-        self.b_2 = nn.Parameter(torch.zeros(d_model))
-
-    def forward(self, x):
-        # FFN(x) = max(0, x W_1 + b_1) W_2 + b_2                          (Eq. 2)
-        return torch.relu(x @ self.W_1 + self.b_1) @ self.W_2 + self.b_2   # (B, T, d)
-
-
-# ---------------------------------------------------------------- positional encoding (§3.5)
-
-def sinusoids(positions, d_model):
-    """PE(pos, 2i) = sin(pos / 10000^(2i/d_model)), PE(pos, 2i+1) = cos(pos / 10000^(2i/d_model)),
-    for any positions (T,): the table needs no maximum length. Returns (T, d_model)."""
-    i2 = torch.arange(0, d_model, 2, device=positions.device)          # 2i
-    angle = positions[:, None].float() / 10000 ** (i2 / d_model)       # (T, d/2)
-    return torch.stack((angle.sin(), angle.cos()), -1).flatten(-2)     # (T, d), sin and cos interleaved
-
-
-# ---------------------------------------------------------------- one layer of the stack (§3.1)
-
-class Block(nn.Module):
-    """Multi-head self-attention, then the feed-forward network; each sub-layer with dropout, a
-    residual connection and layer normalisation. The paper's encoder layer; with the causal mask,
-    the layer of a decoder-only LM. (The encoder-decoder's DecoderBlock puts a third sub-layer,
-    MultiHeadAttention(x, memory), between the two.)"""
-
-    def __init__(self, config):
-        super().__init__()
-        d = config.d_model
-        self.attn, self.norm_1 = MultiHeadAttention(d, config.n_heads), LayerNorm(d, config.eps)
-        self.ffn, self.norm_2 = FeedForward(d, config.d_ff), LayerNorm(d, config.eps)
-        self.pre, self.p = config.norm == "pre", config.dropout
-
-    def sublayer(self, x, f, norm):
-        """post-norm: LayerNorm(x + Dropout(Sublayer(x)))   (§3.1, dropout §5.4)
-        pre-norm:  x + Dropout(Sublayer(LayerNorm(x)))   (DEVIATION)
-        f returns the sub-layer's output and anything else to hand back (the attention's K, V)."""
-        if self.pre:
-            out, extra = f(norm(x))
-            return x + F.dropout(out, self.p, self.training), extra
-        out, extra = f(x)
-        return norm(x + F.dropout(out, self.p, self.training)), extra
-
-    def forward(self, x, mask=None, rotation=None, past=None):
-        """x: (B, T, d). Returns (B, T, d) and the self-attention's (K, V), for a KV cache."""
-        x, kv = self.sublayer(x, lambda h: self.attn(h, mask=mask, rotation=rotation, past=past), self.norm_1)
-        x, _ = self.sublayer(x, lambda h: (self.ffn(h), None), self.norm_2)
-        return x, kv
+    backward: str = "manual"  # "manual": the written-out backward passes of transformer/layers.py;
+                              # "autograd": the same formulas left to autograd
 
 
 # ---------------------------------------------------------------- the language model
@@ -257,7 +104,7 @@ class TransformerLM(nn.Module):
         self.PE = nn.Parameter(torch.randn(T, d) * 0.02) if config.pos == "learned" else None
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         # pre-norm leaves the residual stream unnormalised: one more LayerNorm before the output
-        self.norm_f = LayerNorm(d, config.eps) if config.norm == "pre" else None   # DEVIATION (pre-norm)
+        self.norm_f = LayerNorm(d, config.eps, config.backward) if config.norm == "pre" else None   # DEVIATION
         self.W_out = None if config.tie else nn.Parameter(xavier_uniform_(torch.empty(d, V)))
         # the decoder's mask (§3.2.3): position t attends to positions s <= t. Row t, column s holds
         # 0 where allowed and -inf where not, the number attention() adds to the score
@@ -283,7 +130,7 @@ class TransformerLM(nn.Module):
         elif self.config.pos == "learned":
             x = x + self.PE[positions]                                  # (B, T, d) + (T, d)
         # dropout on the sums of the embeddings and the positional encodings (§5.4)
-        x = F.dropout(x, self.config.dropout, self.training)
+        x = F.dropout(x, self.config.dropout, self.training) if self.config.dropout > 0 else x
         rotation = rotary(positions, d // self.config.n_heads) if self.config.pos == "rope" else None
         mask = self.causal[past:past + T, :past + T]                    # (T, past + T)
         for n, block in enumerate(self.blocks):
@@ -318,6 +165,7 @@ class TranslatorConfig:
     tie: bool = True          # the target embedding is the pre-softmax weights too (§3.4)
     block_size: int = 64      # learned positions only: the table's length, the longest sentence + 1
     eps: float = 1e-5
+    backward: str = "manual"  # as TransformerConfig's
 
 
 # the encoder's layer is the language model's: self-attention (no causal mask: every source word
@@ -333,7 +181,8 @@ class DecoderBlock(Block):
     def __init__(self, config):
         super().__init__(config)
         d = config.d_model
-        self.cross, self.norm_cross = MultiHeadAttention(d, config.n_heads), LayerNorm(d, config.eps)
+        self.cross = MultiHeadAttention(d, config.n_heads, config.backward)
+        self.norm_cross = LayerNorm(d, config.eps, config.backward)
 
     def forward(self, x, memory_kv, memory_mask, mask=None, rotation=None, past=None):
         """x: (B, T, d); memory_kv: this layer's cross-attention (K, V) of the encoder's output,
@@ -365,7 +214,8 @@ class TransformerTranslator(nn.Module):
         self.encoder = nn.ModuleList(EncoderBlock(c) for _ in range(c.n_layers))
         self.decoder = nn.ModuleList(DecoderBlock(c) for _ in range(c.n_layers))
         pre = c.norm == "pre"                                           # DEVIATION (pre-norm): final norms
-        self.norm_enc, self.norm_dec = (LayerNorm(d, c.eps), LayerNorm(d, c.eps)) if pre else (None, None)
+        norm = lambda: LayerNorm(d, c.eps, c.backward)
+        self.norm_enc, self.norm_dec = (norm(), norm()) if pre else (None, None)
         self.W_out = None if c.tie else nn.Parameter(xavier_uniform_(torch.empty(d, c.tgt_vocab)))
 
     def embed(self, E, ids, start=0):
@@ -435,6 +285,8 @@ def check_config(config):
         raise ValueError(f"norm must be post or pre, got {config.norm!r}")
     if config.pos not in ("sinusoidal", "learned", "rope"):
         raise ValueError(f"pos must be sinusoidal, learned or rope, got {config.pos!r}")
+    if config.backward not in BACKWARDS:
+        raise ValueError(f"backward must be manual or autograd, got {config.backward!r}")
     if config.d_model % config.n_heads:
         raise ValueError(f"d_model {config.d_model} is not a multiple of n_heads {config.n_heads}")
     if config.pos == "rope" and (config.d_model // config.n_heads) % 2:
