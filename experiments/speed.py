@@ -35,6 +35,7 @@ from lstm.model import LSTM, LSTMConfig
 from rnn.model import ElmanRNN, RNNConfig
 from transformer.model import TransformerConfig, TransformerLM
 from utils.errors import run_main
+from utils.peak import matmul_peak
 from utils.training import ArgumentParser, positive_int
 
 
@@ -104,20 +105,6 @@ def flops_per_step(row, a):
     c, tokens = transformer_config(a), a.tf_batch * a.block
     per_token = c.n_layers * (4 * c.d_model ** 2 + 2 * c.d_model * c.d_ff) + c.d_model * c.vocab_size
     return 6 * tokens * per_token + 12 * c.n_layers * a.tf_batch * a.block ** 2 * c.d_model
-
-
-def matmul_peak(n=1024, repeats=10):
-    """GFLOP/s of an (n, n) @ (n, n) fp32 matmul on torch's current threads, the best of `repeats`."""
-    x, y = torch.randn(n, n), torch.randn(n, n)
-    x @ y
-    best = min(_seconds(lambda: x @ y) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _seconds(f):
-    t0 = time.perf_counter()
-    f()
-    return time.perf_counter() - t0
 
 
 def time_steps(model, optimizer, batch, family, steps, clock=time.perf_counter):

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from utils.checkpoint import checkpoint_path, load_checkpoint
 from utils.data import TOKENIZERS, VOCAB_COUNTS
+from utils.peak import peak_line
 from utils.errors import UserError
 from utils.interrupt import INTERRUPTED
 from utils.metrics import bits_per_token, perplexity
@@ -489,6 +490,8 @@ def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=Fal
     log.close()
     print(make_sample())
     print(summary_line(val_loss, count_parameters(save.model), log.tokens_per_s, log.wall, unit, chars))
+    if log.tokens_per_s:
+        print(peak_line(save.model, log.tokens_per_s))
     print(f"checkpoint: {save.path}")
     if interrupted:
         print("interrupted: python train.py --resume continues the run (with the same --data or "
