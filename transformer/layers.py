@@ -103,7 +103,7 @@ class AttentionFunction(torch.autograd.Function):
         else:
             scores = q @ k.transpose(-2, -1)                            # (B, h, T, S)
             scores = scores.mul_(scale) if mask is None else torch.add(mask, scores, alpha=scale)
-        alpha = torch.softmax(scores, dim=-1)                           # (B, h, T, S)
+        alpha = torch.softmax(scores, dim=-1, out=scores)               # (B, h, T, S), in place
         ctx.save_for_backward(q, k, v, alpha)
         ctx.mark_non_differentiable(alpha)
         return alpha @ v, alpha                                         # (B, h, T, d_k)
