@@ -29,9 +29,9 @@ from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import characters
-from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, parse_run_args, parse_task, positive_int, print_config,
-                            scheduled_lr, set_lr, start_run)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
+                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args, parse_task,
+                            positive_int, print_config, scheduled_lr, set_lr, start_run)
 from utils.translation import TranslationData, add_translation_args, sequence_loss
 from utils.translation_training import evaluate_checkpoint, train_translator
 
@@ -106,7 +106,7 @@ def train_lm(args):
     print_config(args, config)
 
     model = GRULanguageModel(config).to(device)
-    net = ddp.wrap(model)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)                           # under torchrun: gradients averaged over the ranks
     # DEVIATION: Adam and a cosine schedule; the paper trains with Adadelta (its setup; section unverified)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     save = RunSaver(checkpoint_path(args, "gru"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
@@ -138,7 +138,7 @@ def train_lm(args):
             x, y = ddp.rows(x).to(device), ddp.rows(y).to(device)    # (B, T), (B, T): this rank's streams
             # forward from the state the previous chunk left, then cut the graph at the border:
             # every layer's h_T goes on into the next chunk, its gradient stops here
-            with ddp.own_rng():                              # (under torchrun, this rank's random numbers)
+            with ddp.own_rng(), autocast(args, device):      # this rank's random numbers; --dtype
                 _, loss, state = net(x, state, y)
             state = [h.detach() for h in state]              # truncated BPTT
             save.carry = state                               # what a checkpoint of this step resumes from

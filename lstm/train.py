@@ -24,9 +24,10 @@ from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import characters
-from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, parse_run_args, positive_float, positive_int,
-                            print_config, probability, scheduled_lr, set_lr, start_run)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
+                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args,
+                            positive_float, positive_int, print_config, probability, scheduled_lr, set_lr,
+                            start_run)
 
 MODEL_TYPE = "lstm"
 
@@ -89,7 +90,7 @@ def main(argv=None):
     print_config(args, config)
 
     model = LSTM(config).to(device)
-    net = ddp.wrap(model)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)                           # under torchrun: gradients averaged over the ranks
     # DEVIATION: Adam and a cosine schedule; the paper trains with SGD and momentum (§3)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     save = RunSaver(checkpoint_path(args, "lstm"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
@@ -121,7 +122,7 @@ def main(argv=None):
             x, y = ddp.rows(x).to(device), ddp.rows(y).to(device)    # (B, T), (B, T): this rank's streams
             # forward from the state the previous chunk left, then cut the graph at the border:
             # every layer's (h_T, c_T) goes on into the next chunk, its gradient stops here
-            with ddp.own_rng():                              # (under torchrun, this rank's dropout)
+            with ddp.own_rng(), autocast(args, device):      # this rank's dropout; --dtype
                 _, loss, state = net(x, state, y)
             state = [(h.detach(), c.detach()) for h, c in state]  # truncated BPTT
             save.carry = state                               # what a checkpoint of this step resumes from

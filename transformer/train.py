@@ -38,9 +38,9 @@ from utils.evaluation import validation_loss
 from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import sample_text
-from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, parse_run_args, parse_task, positive_int, print_config,
-                            probability, scheduled_lr, set_lr, start_run)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
+                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args, parse_task,
+                            positive_int, print_config, probability, scheduled_lr, set_lr, start_run)
 from utils.tokenizers import PAD, characters
 from utils.translation import TranslationData, add_translation_args
 from utils.translation_training import evaluate_checkpoint, train_translator
@@ -173,7 +173,7 @@ def train_lm(args):
         model = TransformerLM(config).to(device)
     except ValueError as e:
         raise UserError(str(e)) from None
-    net = ddp.wrap(model)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)                           # under torchrun: gradients averaged over the ranks
 
     # DEVIATION: AdamW with weight decay and beta_2 = 0.99 (the paper: Adam, beta_2 0.98, eps 1e-9, §5.3)
     optimizer = make_optimizer(model, args)
@@ -200,9 +200,9 @@ def train_lm(args):
             x, y = random_blocks(train_data, args.batch_size, config.block_size)
             x, y = ddp.rows(x).to(device), ddp.rows(y).to(device)   # (B, T), (B, T): this rank's rows
             # forward; the loss with label smoothing of value epsilon_ls (§5.4), 0: plain cross-entropy
-            with ddp.own_rng():                                     # (under torchrun, this rank's dropout)
+            with ddp.own_rng(), autocast(args, device):             # this rank's dropout; --dtype
                 logits, _ = net(x)                                  # (B, T, |V|)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=args.label_smoothing)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), label_smoothing=args.label_smoothing)
             # backward, clip, step
             loss.backward()
             grad_norm = clip_gradients(model.parameters(), args.clip)

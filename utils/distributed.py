@@ -38,6 +38,11 @@ import torch.distributed as dist
 from utils.errors import UserError
 
 
+def under_torchrun():
+    """Whether this process is one of several that torchrun started."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 class Distributed:
     def __init__(self, rank=0, world=1, process_group=False, device=None, seed=0):
         self.rank, self.world, self.process_group, self.device = rank, world, process_group, device
@@ -51,9 +56,9 @@ class Distributed:
     def start(cls, device, seed=0):
         """One process, or (under torchrun) this rank of WORLD_SIZE, its process group joined;
         `seed` (--seed) seeds this rank's own stream (see the module docstring)."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world == 1:
+        if not under_torchrun():
             return cls()
+        world = int(os.environ["WORLD_SIZE"])
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
