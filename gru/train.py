@@ -106,7 +106,7 @@ def train_lm(args):
     print_config(args, config)
 
     model = GRULanguageModel(config).to(device)
-    net = compiled(ddp.wrap(model), args.compile)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)   # torchrun: gradients averaged over ranks; --compile
     # DEVIATION: Adam and a cosine schedule; the paper trains with Adadelta (its setup; section unverified)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     save = RunSaver(checkpoint_path(args, "gru"), MODEL_TYPE, model, optimizer, config, args, tokenizer,

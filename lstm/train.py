@@ -90,7 +90,7 @@ def main(argv=None):
     print_config(args, config)
 
     model = LSTM(config).to(device)
-    net = compiled(ddp.wrap(model), args.compile)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)   # torchrun: gradients averaged over ranks; --compile
     # DEVIATION: Adam and a cosine schedule; the paper trains with SGD and momentum (§3)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     save = RunSaver(checkpoint_path(args, "lstm"), MODEL_TYPE, model, optimizer, config, args, tokenizer,

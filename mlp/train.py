@@ -101,7 +101,7 @@ def main(argv=None):
     print_config(args, config)
 
     model = NPLM(config).to(device)
-    net = compiled(ddp.wrap(model), args.compile)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)   # torchrun: gradients averaged over ranks; --compile
     optimizer = make_optimizer(model, args)
     save = RunSaver(checkpoint_path(args, "mlp"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
                     ignore=())

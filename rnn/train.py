@@ -171,7 +171,7 @@ def main(argv=None):
     print_config(args, config)
 
     model = ElmanRNN(config).to(device)
-    net = compiled(ddp.wrap(model), args.compile)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)   # torchrun: gradients averaged over ranks; --compile
     if args.optimizer == "adam":
         # DEVIATION: Adam by default; the paper trains with plain SGD from α = 0.1 (§2)
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)

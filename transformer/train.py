@@ -173,7 +173,7 @@ def train_lm(args):
         model = TransformerLM(config).to(device)
     except ValueError as e:
         raise UserError(str(e)) from None
-    net = compiled(ddp.wrap(model), args.compile)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)   # torchrun: gradients averaged over ranks; --compile
 
     # DEVIATION: AdamW with weight decay and beta_2 = 0.99 (the paper: Adam, beta_2 0.98, eps 1e-9, §5.3)
     optimizer = make_optimizer(model, args)

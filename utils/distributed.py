@@ -7,6 +7,7 @@ nccl on CUDA). A plain `python train.py` is one process, and every method here i
     net = ddp.wrap(model)                    # DistributedDataParallel: gradients averaged over ranks
     x, y = ddp.rows(x), ddp.rows(y)          # this rank's rows of the combined batch
     if ddp.main: ...                         # validation, logging, checkpoints: rank 0 only
+                                             # (the other ranks' stdout goes to os.devnull)
     done = ddp.agree(done)                   # one decision for all ranks (budget, Ctrl-C)
     with ddp.own_rng():                      # this rank's own dropout masks
         _, loss = net(x, y)
@@ -30,6 +31,7 @@ one-process checkpoint) the own streams start afresh, with a note. In one proces
 no-op: `python train.py` draws its batches and dropout from one generator, as before.
 """
 import os
+import sys
 from contextlib import contextmanager
 
 import torch
@@ -65,6 +67,8 @@ class Distributed:
         dist.init_process_group(backend)
         if device.type == "cuda":
             device = torch.device("cuda", torch.cuda.current_device())
+        if dist.get_rank() != 0:
+            sys.stdout = open(os.devnull, "w")        # rank 0 prints the run; errors still reach stderr
         return cls(dist.get_rank(), world, True, device, seed)
 
     @property
