@@ -3,7 +3,7 @@ nccl on CUDA). A plain `python train.py` is one process, and every method here i
 
     torchrun --nproc_per_node 2 train.py --batch-size 64      # two processes, 32 rows each
 
-    ddp = Distributed.start(device)          # reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK
+    ddp = Distributed.start(device, seed)    # reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK
     net = ddp.wrap(model)                    # DistributedDataParallel: gradients averaged over ranks
     x, y = ddp.rows(x), ddp.rows(y)          # this rank's rows of the combined batch
     if ddp.main: ...                         # validation, logging, checkpoints: rank 0 only
@@ -11,6 +11,8 @@ nccl on CUDA). A plain `python train.py` is one process, and every method here i
     done = ddp.agree(done)                   # one decision for all ranks (budget, Ctrl-C)
     with ddp.own_rng():                      # this rank's own dropout masks
         _, loss = net(x, y)
+    save.ranks = ddp.gather_rng()            # at a checkpoint (every rank): each rank's own stream
+    ddp.resume_rng(save.ranks)               # after save.resume() (utils/checkpoint.py RunSaver)
 
 Every rank draws the same combined batch (the same seed) and keeps its own B / N rows: rank r's
 windows, or recurrent streams, are rows r B/N .. (r+1) B/N - 1, each rank carrying the state of its
@@ -29,6 +31,9 @@ in one process) and, gathered with `gather_rng()`, every rank's own stream (resu
 uninterrupted one exactly, dropout included. On another number of processes (or from a
 one-process checkpoint) the own streams start afresh, with a note. In one process all this is a
 no-op: `python train.py` draws its batches and dropout from one generator, as before.
+Why two streams rather than one seeded per rank: the batches must agree across ranks, and a
+separate batch generator would change what a one-process run draws. With dropout, N processes
+do not repeat one process exactly (their masks are other draws); without it they do.
 """
 import os
 import sys
