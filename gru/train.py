@@ -22,15 +22,16 @@ from gru.model import BACKWARDS, VARIANTS, GRUConfig, GRUEncoderDecoder, GRULang
 from utils.batching import check_streams, train_chunks
 from utils.checkpoint import RunSaver, checkpoint_path
 from utils.data import lm_data
+from utils.distributed import Distributed
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
-from utils.interrupt import StopOnCtrlC
+from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import characters
-from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, parse_run_args, parse_task, positive_int, print_config,
-                            scheduled_lr, set_lr, start_run)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
+                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args, parse_task,
+                            positive_int, print_config, scheduled_lr, set_lr, start_run)
 from utils.translation import TranslationData, add_translation_args, sequence_loss
 from utils.translation_training import evaluate_checkpoint, train_translator
 
@@ -95,6 +96,8 @@ def add_seq2seq_args(parser):
 def train_lm(args):
     """--task lm: next-character prediction on B streams of the text, state carried across chunks."""
     device = start_run(args)
+    ddp = Distributed.start(device, args.seed)      # one process, or this rank under torchrun
+    ddp.check_batch(args.batch_size)
     tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts, args.vocab_size)
     check_streams(train_data, args.batch_size, "training")
     check_streams(val_data, args.batch_size, "validation")
@@ -103,11 +106,13 @@ def train_lm(args):
     print_config(args, config)
 
     model = GRULanguageModel(config).to(device)
+    net = compiled(ddp.wrap(model), args.compile)   # torchrun: gradients averaged over ranks; --compile
     # DEVIATION: Adam and a cosine schedule; the paper trains with Adadelta (its setup; section unverified)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     save = RunSaver(checkpoint_path(args, "gru"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
                     ignore=("backward",))
     start = save.resume() if args.resume else 0
+    ddp.resume_rng(save.ranks)                      # under torchrun: each rank's own random numbers
     print(f"parameters: {count_parameters(model):,}")
 
     def validate(final=False):
@@ -115,12 +120,14 @@ def train_lm(args):
         return validation_loss(model, val_data, device, args, final=final)
 
     budget = Budget.from_args(args, start)
-    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget,
+                   enabled=ddp.main)
     chunks = train_chunks(train_data, args.batch_size, args.bptt, start)
-    state = save.carry                     # h_0 = 0 in every layer (made by the model), or the resumed one
+    # h_0 = 0 in every layer (made by the model), or the resumed one (this rank's streams of it)
+    state = ddp.state_rows(save.carry)
     step, val_loss = start, None
     with StopOnCtrlC() as stop:
-        while not budget.done(step) and not stop.requested:
+        while not ddp.agree(budget.done(step) or stop.requested):
             # set the learning rate (with --minutes, over the steps the budget is projected to allow)
             lr = scheduled_lr(args.schedule, step, budget.total(step), args.lr)
             set_lr(optimizer, lr)
@@ -128,10 +135,11 @@ def train_lm(args):
             x, y, first_of_a_pass = next(chunks)
             if first_of_a_pass:
                 state = None                                 # the streams wrapped around: start afresh
-            x, y = x.to(device), y.to(device)                # (B, T), (B, T)
+            x, y = ddp.rows(x).to(device), ddp.rows(y).to(device)    # (B, T), (B, T): this rank's streams
             # forward from the state the previous chunk left, then cut the graph at the border:
             # every layer's h_T goes on into the next chunk, its gradient stops here
-            _, loss, state = model(x, state, y)
+            with ddp.own_rng(), autocast(args, device):      # this rank's random numbers; --dtype
+                _, loss, state = net(x, state, y)
             state = [h.detach() for h in state]              # truncated BPTT
             save.carry = state                               # what a checkpoint of this step resumes from
             # backward through this chunk's T steps only, clip the global norm (--clip), step
@@ -143,18 +151,28 @@ def train_lm(args):
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
             with budget.paused(), stop.allowed():
-                if budget.eval_due(step):
+                due = ddp.agree(budget.eval_due(step))          # (under torchrun, one decision for all)
+                if due:
+                    save.carry, save.ranks = ddp.gather_state(state), ddp.gather_rng()   # every rank's
+                if due and ddp.main:
                     val_loss = validate()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
                               f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e}")
                     save(step, val_loss)
-                if args.sample_every and step % args.sample_every == 0:
+                if args.sample_every and step % args.sample_every == 0 and ddp.main:
                     log.sample(lambda: sample_text(model, tokenizer, generate_recurrent))
-            log.step(step, loss.item(), lr, grad_norm, tokens=y.numel(), val_loss=val_loss)
+            log.step(step, loss.item(), lr, grad_norm, tokens=y.numel() * ddp.world, val_loss=val_loss)
+    save.carry, save.ranks = ddp.gather_state(state), ddp.gather_rng()
+    if not ddp.main:                                     # rank 0 saves, validates and reports
+        ddp.close()
+        raise SystemExit(INTERRUPTED if stop.requested else 0)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
-    finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
-               interrupted=stop.requested, fast_val=args.fast_val,
-               unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
+    try:
+        finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
+                   interrupted=stop.requested, fast_val=args.fast_val,
+                   unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
+    finally:
+        ddp.close()
 
 
 def loss_fn(model, batch):

@@ -24,8 +24,8 @@ from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.sampling import sample_text
 from utils.tokenizers import characters
 from utils.training import (ArgumentParser, Budget, EarlyStopping, TrainLog, add_common_args, add_lm_args,
-                            clip_gradients, count_parameters, finish_run, parse_run_args, positive_int,
-                            print_config, scheduled_lr, set_lr, start_run)
+                            autocast, clip_gradients, compiled, count_parameters, finish_run, parse_run_args,
+                            positive_int, print_config, scheduled_lr, set_lr, start_run)
 
 MODEL_TYPE = "mlp"
 
@@ -101,7 +101,7 @@ def main(argv=None):
     print_config(args, config)
 
     model = NPLM(config).to(device)
-    net = ddp.wrap(model)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)   # torchrun: gradients averaged over ranks; --compile
     optimizer = make_optimizer(model, args)
     save = RunSaver(checkpoint_path(args, "mlp"), MODEL_TYPE, model, optimizer, config, args, tokenizer,
                     ignore=())
@@ -129,7 +129,8 @@ def main(argv=None):
             x, y = random_blocks(train_data, args.batch_size, config.context)
             x, y = ddp.rows(x).to(device), ddp.rows(y[:, -1]).to(device)    # (B, n-1), (B,): this rank's rows
             # forward, backward, clip, step
-            _, loss = net(x, y)
+            with autocast(args, device):                    # --dtype bfloat16: the matmuls in bfloat16
+                _, loss = net(x, y)
             # the paper's SGD takes a step of epsilon per example: the batch's summed loss
             (loss * len(y) if args.optimizer == "sgd" else loss).backward()
             grad_norm = clip_gradients(model.parameters(), args.clip)

@@ -26,9 +26,9 @@ from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.metrics import bits_per_token, evaluate_recurrent
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import characters, tokenizer_from_dict
-from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, parse_run_args, positive_float, positive_int,
-                            print_config, scheduled_lr, set_lr, start_run)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
+                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args,
+                            positive_float, positive_int, print_config, scheduled_lr, set_lr, start_run)
 
 MODEL_TYPE = "rnn"
 # "significant improvement" (§2 gives no number): the rnnlm toolkit's min_improvement = 1.003, i.e. a
@@ -171,7 +171,7 @@ def main(argv=None):
     print_config(args, config)
 
     model = ElmanRNN(config).to(device)
-    net = ddp.wrap(model)                           # under torchrun: gradients averaged over the ranks
+    net = compiled(ddp.wrap(model), args.compile)   # torchrun: gradients averaged over ranks; --compile
     if args.optimizer == "adam":
         # DEVIATION: Adam by default; the paper trains with plain SGD from α = 0.1 (§2)
         optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
@@ -214,7 +214,8 @@ def main(argv=None):
                 state = None                                 # the streams wrapped around: start afresh
             x, y = ddp.rows(x).to(device), ddp.rows(y).to(device)    # (B, T), (B, T): this rank's streams
             # forward from the state the previous chunk left, then cut the graph at the border
-            _, loss, state = net(x, state, y)
+            with autocast(args, device):                     # --dtype bfloat16: the matmuls in bfloat16
+                _, loss, state = net(x, state, y)
             state = state.detach()  # truncated BPTT: s(T) goes on, its gradient stops here
             save.carry = state                               # what a checkpoint of this step resumes from
             # backward through this chunk's T steps only, clip, step

@@ -32,14 +32,15 @@ from transformer.model import TransformerConfig, TransformerLM, TransformerTrans
 from utils.batching import random_blocks
 from utils.checkpoint import RunSaver, checkpoint_path
 from utils.data import lm_data
+from utils.distributed import Distributed
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
-from utils.interrupt import StopOnCtrlC
+from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import sample_text
-from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, clip_gradients,
-                            count_parameters, finish_run, parse_run_args, parse_task, positive_int, print_config,
-                            probability, scheduled_lr, set_lr, start_run)
+from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
+                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args, parse_task,
+                            positive_int, print_config, probability, scheduled_lr, set_lr, start_run)
 from utils.tokenizers import PAD, characters
 from utils.translation import TranslationData, add_translation_args
 from utils.translation_training import evaluate_checkpoint, train_translator
@@ -159,6 +160,8 @@ def learning_rate(args, step, total=None):
 def train_lm(args):
     """--task lm: next-character prediction on random blocks of the text."""
     device = start_run(args)
+    ddp = Distributed.start(device, args.seed)      # one process, or this rank under torchrun
+    ddp.check_batch(args.batch_size)
     tokenizer, train_data, val_data = lm_data(args.data, args.tokenizer, args.vocab_counts, args.vocab_size)
     config = TransformerConfig(vocab_size=tokenizer.vocab_size, block_size=args.block_size, n_layers=args.layers,
                                n_heads=args.heads, d_model=args.d_model, d_ff=args.d_ff or 4 * args.d_model,
@@ -170,12 +173,14 @@ def train_lm(args):
         model = TransformerLM(config).to(device)
     except ValueError as e:
         raise UserError(str(e)) from None
+    net = compiled(ddp.wrap(model), args.compile)   # torchrun: gradients averaged over ranks; --compile
 
     # DEVIATION: AdamW with weight decay and beta_2 = 0.99 (the paper: Adam, beta_2 0.98, eps 1e-9, §5.3)
     optimizer = make_optimizer(model, args)
     save = RunSaver(checkpoint_path(args, MODEL_TYPE), MODEL_TYPE, model, optimizer, config, args, tokenizer,
                     ignore=("dropout",))
     start = save.resume() if args.resume else 0
+    ddp.resume_rng(save.ranks)                      # under torchrun: each rank's own dropout stream
     print(f"parameters: {count_parameters(model):,}")
 
     def validate(final=False):
@@ -183,19 +188,21 @@ def train_lm(args):
         return validation_loss(model, val_data, device, args, final=final)
 
     budget = Budget.from_args(args, start)
-    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget,
+                   enabled=ddp.main)
     step, val_loss = start, None
     with StopOnCtrlC() as stop:
-        while not budget.done(step) and not stop.requested:
+        while not ddp.agree(budget.done(step) or stop.requested):
             # set the learning rate: --schedule's, or the paper's (noam_lr, Eq. 3)
             lr = learning_rate(args, step, budget.total(step))
             set_lr(optimizer, lr)
             # a batch: B random blocks of T characters, and the character after each position
             x, y = random_blocks(train_data, args.batch_size, config.block_size)
-            x, y = x.to(device), y.to(device)                       # (B, T), (B, T)
+            x, y = ddp.rows(x).to(device), ddp.rows(y).to(device)   # (B, T), (B, T): this rank's rows
             # forward; the loss with label smoothing of value epsilon_ls (§5.4), 0: plain cross-entropy
-            logits, _ = model(x)                                    # (B, T, |V|)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), label_smoothing=args.label_smoothing)
+            with ddp.own_rng(), autocast(args, device):             # this rank's dropout; --dtype
+                logits, _ = net(x)                                  # (B, T, |V|)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), label_smoothing=args.label_smoothing)
             # backward, clip, step
             loss.backward()
             grad_norm = clip_gradients(model.parameters(), args.clip)
@@ -205,20 +212,30 @@ def train_lm(args):
             # evaluate on the whole validation split every N steps and at the end; save
             val_loss = None
             with budget.paused(), stop.allowed():
-                if budget.eval_due(step):
+                due = ddp.agree(budget.eval_due(step))                 # (under torchrun, one decision)
+                if due:
+                    save.ranks = ddp.gather_rng()                       # every rank's dropout stream
+                if due and ddp.main:
                     ms = 1e3 * log.wall / (step - start)                # training and earlier validations
                     val_loss = validate()
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val_loss:.4f} | "
                               f"bpc {bits_per_token(val_loss):.3f} | lr {lr:.1e} | {ms:.1f} ms/step | "
                               f"{log.tokens_per_s / 1e3:.0f}k tok/s")
                     save(step, val_loss)
-                if args.sample_every and step % args.sample_every == 0:
+                if args.sample_every and step % args.sample_every == 0 and ddp.main:
                     log.sample(lambda: sample_text(model, tokenizer, generate))
-            log.step(step, loss.item(), lr, grad_norm, tokens=x.numel(), val_loss=val_loss)
+            log.step(step, loss.item(), lr, grad_norm, tokens=x.numel() * ddp.world, val_loss=val_loss)
+    save.ranks = ddp.gather_rng()
+    if not ddp.main:                                     # rank 0 saves, validates and reports
+        ddp.close()
+        raise SystemExit(INTERRUPTED if stop.requested else 0)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
-    finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate),
-               interrupted=stop.requested, fast_val=args.fast_val,
-               unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
+    try:
+        finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate),
+                   interrupted=stop.requested, fast_val=args.fast_val,
+                   unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
+    finally:
+        ddp.close()
 
 
 def translation_loss(model, batch, label_smoothing=0.0):

@@ -3,7 +3,8 @@
     keys: model_type, model (state dict), optimizer (state dict), config, args, tokenizer
           (plain dict), step, best_val_loss; and since resuming continues the run exactly,
           resume: the random-number generators' states and the state a recurrent model carries
-          into the next step (absent from older checkpoints)
+          into the next step (absent from older checkpoints); under torchrun also `ranks`, every
+          rank's own random numbers (utils/distributed.py)
 Only tensors, numbers, strings, lists and dicts go in, so `torch.load(path, weights_only=True)`
 reads it back and generate.py needs nothing but the file.
 
@@ -128,6 +129,7 @@ class RunSaver:
         self.config, self.args, self.tokenizer = config, args, tokenizer
         self.ignore = ignore            # config fields that may change on resume (leave the weights alone)
         self.best_val_loss, self.carry = float("inf"), None
+        self.ranks = None               # under torchrun: every rank's own random numbers (Distributed.gather_rng)
         check_not_clobbering(self.path, model_type, config, args, ignore)
 
     def __call__(self, step, val_loss=None):
@@ -137,7 +139,7 @@ class RunSaver:
         save_checkpoint(self.path, model_type=self.model_type, model=self.model.state_dict(),
                         optimizer=self.optimizer.state_dict(), config=vars(self.config), args=vars(self.args),
                         tokenizer=self.tokenizer.to_dict(), step=step, best_val_loss=self.best_val_loss,
-                        resume={"rng": rng_state(), "carry": self.carry})
+                        resume={"rng": rng_state(), "carry": self.carry, "ranks": self.ranks})
 
     def resume(self):
         ckpt = load_checkpoint(self.path, self.model_type)
@@ -157,6 +159,7 @@ class RunSaver:
         else:
             set_rng_state(saved["rng"])
             self.carry = to_device(saved["carry"], next(self.model.parameters()).device)
+            self.ranks = saved.get("ranks")
         print(f"resuming from step {ckpt['step']} of {self.path}")
         return ckpt["step"]
 

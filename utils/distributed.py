@@ -3,11 +3,16 @@ nccl on CUDA). A plain `python train.py` is one process, and every method here i
 
     torchrun --nproc_per_node 2 train.py --batch-size 64      # two processes, 32 rows each
 
-    ddp = Distributed.start(device)          # reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK
+    ddp = Distributed.start(device, seed)    # reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK
     net = ddp.wrap(model)                    # DistributedDataParallel: gradients averaged over ranks
     x, y = ddp.rows(x), ddp.rows(y)          # this rank's rows of the combined batch
     if ddp.main: ...                         # validation, logging, checkpoints: rank 0 only
+                                             # (the other ranks' stdout goes to os.devnull)
     done = ddp.agree(done)                   # one decision for all ranks (budget, Ctrl-C)
+    with ddp.own_rng():                      # this rank's own dropout masks
+        _, loss = net(x, y)
+    save.ranks = ddp.gather_rng()            # at a checkpoint (every rank): each rank's own stream
+    ddp.resume_rng(save.ranks)               # after save.resume() (utils/checkpoint.py RunSaver)
 
 Every rank draws the same combined batch (the same seed) and keeps its own B / N rows: rank r's
 windows, or recurrent streams, are rows r B/N .. (r+1) B/N - 1, each rank carrying the state of its
@@ -15,8 +20,24 @@ own streams. With equal shards, the mean of the ranks' mean losses is the combin
 loss, so N processes take the same steps as one process with the whole batch (up to the order
 of floating-point sums). What this does not do: split a model over devices (no model or pipeline
 parallelism), or give each rank different data beyond its rows.
+
+Random numbers: two streams per rank. The run's generator (seeded with --seed, the same on every
+rank) is the *shared* stream: it draws the combined batch, so that every rank cuts the same batch.
+Dropout must not be shared (every rank would drop the same units of its rows), so the forward runs
+inside `with ddp.own_rng():`, which swaps in this rank's *own* stream (seeded with --seed + 1 +
+rank) and swaps it out again after. For --resume, rank 0's checkpoint holds the shared stream (as
+in one process) and, gathered with `gather_rng()`, every rank's own stream (resume["ranks"]);
+`resume_rng()` gives each rank its own back, so a run resumed on as many processes repeats the
+uninterrupted one exactly, dropout included. On another number of processes (or from a
+one-process checkpoint) the own streams start afresh, with a note. In one process all this is a
+no-op: `python train.py` draws its batches and dropout from one generator, as before.
+Why two streams rather than one seeded per rank: the batches must agree across ranks, and a
+separate batch generator would change what a one-process run draws. With dropout, N processes
+do not repeat one process exactly (their masks are other draws); without it they do.
 """
 import os
+import sys
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -24,23 +45,36 @@ import torch.distributed as dist
 from utils.errors import UserError
 
 
+def under_torchrun():
+    """Whether this process is one of several that torchrun started."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 class Distributed:
-    def __init__(self, rank=0, world=1, process_group=False, device=None):
+    def __init__(self, rank=0, world=1, process_group=False, device=None, seed=0):
         self.rank, self.world, self.process_group, self.device = rank, world, process_group, device
+        self.own = None                     # this rank's own random numbers (dropout), when world > 1
+        if world > 1:
+            with torch.random.fork_rng(devices=self._cuda()):
+                torch.manual_seed(seed + 1 + rank)
+                self.own = self._rng()
 
     @classmethod
-    def start(cls, device):
-        """One process, or (under torchrun) this rank of WORLD_SIZE, its process group joined."""
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world == 1:
+    def start(cls, device, seed=0):
+        """One process, or (under torchrun) this rank of WORLD_SIZE, its process group joined;
+        `seed` (--seed) seeds this rank's own stream (see the module docstring)."""
+        if not under_torchrun():
             return cls()
+        world = int(os.environ["WORLD_SIZE"])
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend)
         if device.type == "cuda":
             device = torch.device("cuda", torch.cuda.current_device())
-        return cls(dist.get_rank(), world, True, device)
+        if dist.get_rank() != 0:
+            sys.stdout = open(os.devnull, "w")        # rank 0 prints the run; errors still reach stderr
+        return cls(dist.get_rank(), world, True, device, seed)
 
     @property
     def main(self):
@@ -99,6 +133,56 @@ class Distributed:
             dist.all_gather(parts, state.contiguous())
             return torch.cat(parts)
         return type(state)(self.gather_state(s) for s in state)
+
+    # ------------------------------------------------------------ random numbers
+
+    def _cuda(self):
+        return [self.device] if self.device is not None and self.device.type == "cuda" else []
+
+    def _rng(self):
+        state = {"cpu": torch.get_rng_state()}
+        for d in self._cuda():
+            state["cuda"] = torch.cuda.get_rng_state(d)
+        return state
+
+    def _set_rng(self, state):
+        torch.set_rng_state(state["cpu"])
+        for d in self._cuda():
+            if "cuda" in state:
+                torch.cuda.set_rng_state(state["cuda"], d)
+
+    @contextmanager
+    def own_rng(self):
+        """Inside: this rank's own random numbers (dropout); outside: the stream all ranks share (batches)."""
+        if self.world == 1:
+            yield
+            return
+        shared = self._rng()
+        self._set_rng(self.own)
+        try:
+            yield
+        finally:
+            self.own = self._rng()
+            self._set_rng(shared)
+
+    def gather_rng(self):
+        """Every rank's own stream, in rank order, for rank 0's checkpoint (None in one process)."""
+        if self.world == 1:
+            return None
+        states = [None] * self.world
+        dist.all_gather_object(states, self.own)
+        return states
+
+    def resume_rng(self, saved):
+        """This rank's own stream back from a checkpoint's `gather_rng()` (RunSaver.ranks)."""
+        if self.world == 1:
+            return
+        if saved is not None and len(saved) == self.world:
+            self.own = saved[self.rank]
+        elif self.main:
+            had = "one process" if saved is None else f"{len(saved)} processes"
+            print(f"note: the checkpoint was written by {had}: the {self.world} ranks' dropout streams start "
+                  f"afresh, so the run will not repeat the uninterrupted one exactly")
 
     def close(self):
         if self.process_group:

@@ -93,6 +93,13 @@ def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, sched
                      help="where to train (default: auto = cuda, then mps, then cpu)")
     opt.add_argument("--threads", type=positive_int, default=None,
                      help="CPU threads for PyTorch (default: PyTorch's own choice, one per core)")
+    opt.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                     help="bfloat16: the training forward under torch.autocast, its matmuls in bfloat16 (weights, "
+                          "optimizer, validation and generation stay float32); where the device has it "
+                          "(default: float32)")
+    opt.add_argument("--compile", action="store_true",
+                     help="torch.compile the model for training; where compiling fails, one line of warning and "
+                          "eager training (default: off)")
     log = parser.add_argument_group("logging and checkpoints")
     log.add_argument("--eval-every", type=positive_int, default=eval_every,
                      help=f"validate on the whole validation split every N steps (default: {eval_every})")
@@ -210,11 +217,62 @@ def set_seed(seed):
 
 
 def start_run(args):
-    """The seed, the threads (--threads) and the device (--device) of a train.py; returns the device."""
+    """The seed, the threads (--threads) and the device (--device) of a train.py; returns the device,
+    after checking that it can do --dtype."""
     set_seed(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    return pick_device(args.device)
+    device = pick_device(args.device)
+    check_dtype(args, device)
+    return device
+
+
+def check_dtype(args, device):
+    """A UserError if --dtype bfloat16 cannot run: no bfloat16 autocast on `device`, or a written-out
+    BPTT (--backward manual: the recurrent models' torch.autograd.Function, float32 only)."""
+    if getattr(args, "dtype", "float32") == "bfloat16":
+        if getattr(args, "backward", None) == "manual":
+            raise UserError("--dtype bfloat16 goes with --backward autograd: the written-out BPTT "
+                            "(--backward manual) computes in float32 only")
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise UserError("--dtype bfloat16: this CUDA device has no bfloat16 (use --dtype float32)")
+        if not torch.amp.is_autocast_available(device.type):
+            raise UserError(f"--dtype bfloat16: no autocast on {device.type} here (use --dtype float32)")
+
+
+def autocast(args, device):
+    """The training forward's context: torch.autocast to bfloat16 with --dtype bfloat16 (the matmuls
+    run in bfloat16, the reductions and the loss in float32), nothing with float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=getattr(args, "dtype", "float32") == "bfloat16")
+
+
+def compiled(module, enabled):
+    """--compile: `module` behind torch.compile (CompiledOrEager), or `module` itself."""
+    return CompiledOrEager(module) if enabled else module
+
+
+class CompiledOrEager:
+    """Calls go to torch.compile(module); if one fails (no C++ compiler, an op it cannot trace), one
+    line of warning, the random numbers put back, and the eager module from then on: that call and
+    every later one. What it returns is the module's own output, so the loop is unchanged."""
+
+    def __init__(self, module):
+        self.module, self.fast = module, torch.compile(module)
+
+    def __call__(self, *args, **kwargs):
+        if self.fast is not None:
+            rng = torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+            try:
+                return self.fast(*args, **kwargs)
+            except Exception as e:                       # torch.compile's many failures: fall back
+                torch.set_rng_state(rng[0])
+                if rng[1]:
+                    torch.cuda.set_rng_state_all(rng[1])
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+                tqdm.write(f"warning: --compile: torch.compile failed here ({type(e).__name__}: {reason}); "
+                           f"training eagerly", file=sys.stderr)      # (its own line, above a progress bar)
+                self.fast = None
+        return self.module(*args, **kwargs)
 
 
 def pick_device(name="auto"):

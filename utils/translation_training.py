@@ -36,7 +36,7 @@ evaluate_checkpoint(args, model_type, build) -> results
     the empty model.
 
 Flags read: those of add_common_args (--epochs --lr --batch-size --schedule --clip --seed --device
---eval-every --sample-every --checkpoint --resume) and of add_translation_args (--beam --alpha ...).
+--dtype --compile --eval-every --sample-every --checkpoint --resume) and of add_translation_args (--beam --alpha ...).
 """
 
 import torch
@@ -46,8 +46,10 @@ from utils.interrupt import INTERRUPTED, StopOnCtrlC
 from utils.metrics import perplexity
 from utils.translation import (TranslationData, evaluate_translation, greedy_decode, load_translator,
                                model_device, print_evaluation, teacher_forced_loss, training_batches)
-from utils.training import (TrainLog, clip_gradients, count_parameters, pick_device, print_config,
-                            scheduled_lr, set_lr)
+from utils.distributed import under_torchrun
+from utils.errors import UserError
+from utils.training import (TrainLog, autocast, clip_gradients, compiled, count_parameters, pick_device,
+                            print_config, scheduled_lr, set_lr)
 
 
 def sample_line(model, data, split="val"):
@@ -79,8 +81,12 @@ def summary(val_loss, results, parameters, tokens_per_s, wall_s):
 
 def train_translator(args, *, model, data, model_type, config, loss_fn, optimizer=None, lr_at=None):
     """Train a translator and report on the test split; see the module docstring."""
+    if under_torchrun():
+        raise UserError("the translators are not supported under torchrun: their batches of sentences bucketed "
+                        "by length (the last of a pass smaller) are not cut into equal shards; train in one process")
     device = pick_device(args.device)
     model.to(device)
+    net = compiled(model, args.compile)
     print_config(args, config)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=args.lr)
     lr_at = lr_at or (lambda step: scheduled_lr(args.schedule, step, args.epochs, args.lr))
@@ -102,7 +108,8 @@ def train_translator(args, *, model, data, model_type, config, loss_fn, optimize
             set_lr(optimizer, lr)
             # a batch of sentence pairs of similar lengths, and the paper's loss on it
             batch = next(batches).to(device)
-            loss = loss_fn(model, batch)
+            with autocast(args, device):                    # --dtype bfloat16: the matmuls in bfloat16
+                loss = loss_fn(net, batch)
             # backward, clip the global norm (--clip), step
             loss.backward()
             grad_norm = clip_gradients(model.parameters(), args.clip)
