@@ -154,7 +154,12 @@ def test_memory_script_at_a_tiny_size_writes_its_report(tmp_path, scripts_on_one
         assert f"| {name} |" in report
     assert "k = 2" in report and "k = 70" in report and "| chance |" in report and "0.125" in report
     assert "depth 1" in report and "closers scored" in report and "python experiments/memory.py" in report
+    assert "Against the original notes" in report and "longest k ≥ 0.9" in report
     assert (out / "memory.png").stat().st_size > 0 and (out / "memory_dyck.png").stat().st_size > 0
+    import json
+    raw = json.loads((out / "memory_runs.json").read_text())
+    assert set(raw["recall"]["lstm"]) == {"2", "70"} and len(raw["recall"]["lstm"]["70"]) == 2   # both seeds
+    assert len(raw["dyck"]["gru"]) == 2 and raw["sizes"]["rnn-tanh"][1] > 0
 
 
 def test_bad_flags_are_one_line_errors(tmp_path):
