@@ -23,7 +23,7 @@ with tanh, lstm (one layer, peepholes), gru (one layer), transformer (2 layers, 
 block: --block tokens; it reads only the last block tokens). Where k is at least a model's reach,
 its key is out of sight and its expected accuracy is chance: the plot marks both reaches.
 
-    python experiments/memory.py --quick        # k = 2..64, one seed: about 10 CPU-minutes
+    python experiments/memory.py --quick        # k = 2..64, one seed: about 6 CPU-minutes
     python experiments/memory.py                # k = 2..256, 3 seeds
 """
 import sys
@@ -497,7 +497,7 @@ def parse_args(argv=None):
     o.add_argument("--eval", type=positive_int, default=2000, help="recall sequences scored per model and k (default: 2000)")
     o.add_argument("--eval-dyck", type=positive_int, default=1000, help="bracket sequences scored per model (default: 1000)")
     o.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default: 1,2,3)")
-    o.add_argument("--quick", action="store_true", help="--k 2,4,8,16,32,64 --seeds 1 (about 10 CPU-minutes)")
+    o.add_argument("--quick", action="store_true", help="--k 2,4,8,16,32,64 --seeds 1 (about 6 CPU-minutes)")
     o.add_argument("--out", default=str(RESULTS), help="folder of memory.md and the PNGs (default: experiments/results)")
     args = p.parse_args(argv)
     if args.quick:
