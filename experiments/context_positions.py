@@ -51,7 +51,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "experiments" / "results"
 IN_BLOCK = ("transformer", "lstm", "gru")           # experiments/context.py's models, reset at each block
 POSITIONS = ("sinusoidal", "learned", "rope")       # transformer/train.py --pos
-SHOWN = (1, 2, 4, 8, 16, 32, 64)                    # t + 1 in the table: characters of the block read
 COLORS = {"lstm": "tab:red", "gru": "tab:orange", "transformer (sinusoidal)": "tab:purple",
           "transformer (learned)": "tab:brown", "transformer (rope)": "tab:green"}
 
@@ -107,9 +106,15 @@ def bucket_means(losses, ranges):
     return [float(losses[:, a:b + 1].mean()) if b < losses.shape[1] else None for a, b in ranges]
 
 
+def standard_error(losses, ranges):
+    """The largest standard error of bucket_means(losses, ranges): sd over the rows / sqrt(rows)."""
+    return max(float(losses[:, a:b + 1].mean(1).std(ddof=1) / np.sqrt(len(losses)))
+               for a, b in ranges if b < losses.shape[1])
+
+
 def log_bins(length):
     """Positions 0, 1, 2-3, 4-7, ...: for plotting a noisy per-position curve on a log axis."""
-    edges = [0, 1] + [2 ** k for k in range(1, int(np.log2(length)) + 1)]
+    edges = [0] + [2 ** k for k in range(int(np.log2(length)) + 1) if 2 ** k < length] + [length]
     return [(a, b - 1) for a, b in zip(edges[:-1], edges[1:])]
 
 
@@ -121,12 +126,12 @@ def label(name_or_pos):
 
 
 def probe(args, records, val):
-    """{row: (block,) mean loss per position inside the block}, {pos: the past-the-block losses}."""
+    """{row: (blocks, block) losses inside the block}, {pos: the past-the-block losses, (pieces, positions)}."""
     models = {row: load_lm(rec["model"], rec["checkpoint"])[0] for row, rec in records.items()}
     block = next(m.config.block_size for m in models.values() if family(m) == "attention")
     inside, past = {}, {}
     for row, model in models.items():
-        inside[row] = position_losses(model, val, block).mean(0)
+        inside[row] = position_losses(model, val, block)
     for pos in args.positions:
         model = models[label(pos)]
         if model.config.pos != pos:
@@ -141,9 +146,9 @@ def probe(args, records, val):
 def plot(inside, past, records, path):
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     for row, losses in inside.items():
-        n = np.arange(1, len(losses) + 1)
+        n = np.arange(1, losses.shape[1] + 1)
         recurrent = records[row]["model"] != "transformer"
-        a.plot(n, losses, color=COLORS[row], label=row + (", state reset at each block" if recurrent else ""))
+        a.plot(n, losses.mean(0), linewidth=1, color=COLORS[row], label=row + (", state reset at each block" if recurrent else ""))
         a.axhline(records[row]["val"], color=COLORS[row], linestyle=":", linewidth=1)
     a.set_xscale("log", base=2)
     a.set_xlabel("t + 1: characters of the block read (position t)")
@@ -170,7 +175,8 @@ def plot(inside, past, records, path):
 
 def write_report(args, inside, past, records, out, command, cpu_s, chars):
     block = next(iter(past.values()))["block"]
-    shown = [n for n in SHOWN if n <= block]
+    bins = log_bins(block)
+    span = lambda a, b: f"{a + 1}" if a == b else f"{a + 1}–{b + 1}"
     lines = ["# Where in its context each model's loss falls", "",
              f"`{command}` on {datetime.date.today().isoformat()}, {cpu_s / 60:.1f} CPU-minutes of scoring; "
              f"{chars:,} validation characters of {Path(args.data).name}. Each model trained by its folder's "
@@ -180,11 +186,12 @@ def write_report(args, inside, past, records, out, command, cpu_s, chars):
              f"Loss of the next character (nats) after reading t + 1 characters of a block, mean over every "
              f"consecutive block of {block} characters of the split; a Transformer reads only the block, the LSTM "
              f"and the GRU start it from a zero state. Last column: the model's protocol validation loss (recurrent: "
-             f"the state carried over the split; Transformer: windows sliding by half a block).", "",
-             "| model | " + " | ".join(f"t + 1 = {n}" for n in shown) + " | protocol |",
-             "|---|" + "---:|" * (len(shown) + 1)]
+             f"the state carried over the split; Transformer: windows sliding by half a block). Standard error of a "
+             f"cell (sd over the blocks / √blocks): at most {max(standard_error(v, bins) for v in inside.values()):.3f}.",
+             "", "| model | " + " | ".join(f"t + 1 = {span(a, b)}" for a, b in bins) + " | protocol |",
+             "|---|" + "---:|" * (len(bins) + 1)]
     for row, losses in inside.items():
-        lines.append(f"| {row} | " + " | ".join(f"{losses[n - 1]:.4f}" for n in shown)
+        lines.append(f"| {row} | " + " | ".join(f"{v:.4f}" for v in bucket_means(losses, bins))
                      + f" | {records[row]['val']:.4f} |")
     ranges = buckets(block, args.length)
     lines += ["", "![loss against position inside the block, and past it](context_positions.png)", "",
@@ -193,7 +200,8 @@ def write_report(args, inside, past, records, out, command, cpu_s, chars):
               f"rebuilt with a block of {args.length} and its trained weights; loss (nats) of the character after "
               f"positions a–b, mean over every piece. Below each, the same targets by the protocol (windows of "
               f"{block} sliding by {block // 2}: every target past the first window sees {block - block // 2 + 1}–"
-              f"{block} characters).", "",
+              f"{block} characters). Standard error of a cell (sd over the pieces / √pieces): at most "
+              f"{max(standard_error(r[k], ranges) for r in past.values() for k in r if k != 'block'):.3f}.", "",
               "| positions | how | " + " | ".join(f"{a}–{b}" for a, b in ranges) + " |",
               "|---|---|" + "---:|" * len(ranges)]
     for pos, r in past.items():
