@@ -199,9 +199,10 @@ def write_report(args, results, records, out, command, cpu_s):
         s = r["shuffle"]
         lines.append(f"| {name} | {r['longest']} | {s[None]:.4f} | " +
                      " | ".join(f"{s[b]:.4f}" if b in s else "–" for b in bs) + " |")
-    lines += ["", "Not measured here (issue 13's other panels): the Transformer's loss per position inside its "
-              "block against the LSTM's with its state reset at the same points, and the Transformer on contexts "
-              "longer than its training block.", "", "## Commands", ""]
+    lines += ["", "Issue 13's other panels, the Transformer's loss per position inside its block against the LSTM's "
+              "and the GRU's with their state reset at the same points, and Transformers with sinusoidal, learned "
+              "and rotary positions on contexts longer than their training block, are experiments/"
+              "context_positions.py's: [context_positions.md](context_positions.md).", "", "## Commands", ""]
     for name, rec in records.items():
         lines.append(f"- {name} ({rec['date']}): `{command_line(rec)}`")
     (out / "context.md").write_text("\n".join(lines) + "\n")
