@@ -151,5 +151,12 @@ def test_length_script_at_a_tiny_size_writes_its_report(tmp_path, scripts_on_one
     assert "| 1-7 | 6 |" in report                       # the toy test split: 6 sentences, one merged bin
     assert "| gru: exact match |" in report and "| attention: per-token accuracy |" in report
     assert "cd gru && OMP_NUM_THREADS=1 python train.py" in report and "--minutes 0.01" in report
-    assert "L=11" in report and "1337, 1338" in report
+    assert "L=11" in report and "1337, 1338" in report and "## Claims" in report and "unverified" in report
     assert (out / "length_bleu.png").stat().st_size > 0 and (out / "length_synthetic.png").stat().st_size > 0
+
+
+def test_longest_held_is_where_exact_match_first_drops_below_the_threshold(L):
+    lengths = [5, 10, 15, 20]
+    assert L.longest_held({5: 1.0, 10: 0.6, 15: 0.4, 20: 0.9}, lengths) == 10     # the first drop ends it
+    assert L.longest_held({5: 0.2, 10: 1.0, 15: 1.0, 20: 1.0}, lengths) is None
+    assert L.longest_held({n: 0.5 for n in lengths}, lengths) == 20
