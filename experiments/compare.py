@@ -103,9 +103,10 @@ def run_folder(run, args):
 
 
 def run_command(run, args):
-    """The train.py command line of a run."""
+    """The train.py command line of a run; args.evals_per_run (default EVALS_PER_RUN) validations along it."""
+    evals = getattr(args, "evals_per_run", EVALS_PER_RUN)
     return [sys.executable, str(ROOT / run.model / "train.py"), "--data", args.data, "--device", "cpu",
-            "--minutes", f"{run.minutes:g}", "--eval-every-minutes", f"{run.minutes / EVALS_PER_RUN:g}",
+            "--minutes", f"{run.minutes:g}", "--eval-every-minutes", f"{run.minutes / evals:g}",
             "--seed", str(run.seed), "--checkpoint", str(run_folder(run, args) / "model.pt"), *run.flags]
 
 

@@ -270,7 +270,7 @@ def train_translate(args):
     return train_translator(args, model=model, data=data, model_type=TRANSLATE_TYPE, config=config,
                             loss_fn=lambda model, batch: translation_loss(model, batch, args.label_smoothing),
                             optimizer=make_optimizer(model, args),
-                            lr_at=lambda step: learning_rate(args, step))
+                            lr_at=lambda step, total: learning_rate(args, step, total))
 
 
 def main(argv=None):

@@ -114,6 +114,17 @@ def add_common_args(parser, *, epochs, lr, batch_size, eval_every, folder, sched
     return parser
 
 
+def add_budget_args(group):
+    """--minutes and --eval-every-minutes (a Budget of CPU time), on a parser or an argument group."""
+    group.add_argument("--minutes", type=positive_float, default=None,
+                       help="train for this many minutes of the process's CPU time (validation not "
+                            "counted) instead of --epochs steps; the schedule ends with the budget "
+                            "(default: off)")
+    group.add_argument("--eval-every-minutes", type=positive_float, default=None,
+                       help="with --minutes: validate every this many CPU-minutes instead (default: off)")
+    return group
+
+
 def add_lm_args(parser):
     """The flags of the language models' train.py (not the translators'): a CPU-time budget, and
     how validation is done during training."""
@@ -127,13 +138,7 @@ def add_lm_args(parser):
                         help="word level: count words in the training split or in all splits to decide which "
                              "are rare; auto: all for brown (what the paper's numbers imply, utils/brown.py), "
                              "train otherwise (default: auto)")
-    g = parser.add_argument_group("budget and validation (utils/evaluation.py has the protocol)")
-    g.add_argument("--minutes", type=positive_float, default=None,
-                   help="train for this many minutes of the process's CPU time (validation not "
-                        "counted) instead of --epochs steps; the schedule ends with the budget "
-                        "(default: off)")
-    g.add_argument("--eval-every-minutes", type=positive_float, default=None,
-                   help="with --minutes: validate every this many CPU-minutes instead (default: off)")
+    g = add_budget_args(parser.add_argument_group("budget and validation (utils/evaluation.py has the protocol)"))
     g.add_argument("--fast-val", action="store_true",
                    help="validate during training with the older, cheaper estimate (utils/evaluation.py "
                         "fast_estimate); the closing summary is always the full protocol")

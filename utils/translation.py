@@ -39,7 +39,7 @@ from utils.errors import UserError
 from utils.metrics import perplexity
 from utils.sampling import add_device_arg
 from utils.tokenizers import BOS, EOS, PAD, WordTokenizer, tokenize
-from utils.training import ArgumentParser, positive_int
+from utils.training import ArgumentParser, add_budget_args, positive_int
 
 # a sentence to translate when generate.py gets no --prompt, per source language
 EXAMPLES = {"de": "Ein Mann fährt Fahrrad.", "en": "A man rides a bike.", "fr": "Un homme fait du vélo."}
@@ -491,6 +491,7 @@ def add_translation_args(parser, data_default=MULTI30K):
                    help="cut longer sentences to this many tokens, and stop decoding there (default: 50)")
     g.add_argument("--eval-only", action="store_true",
                    help="load --checkpoint and report the test split's losses and BLEU; no training")
+    add_budget_args(parser.add_argument_group("budget"))
     add_decoding_args(parser)
     if data_default is not None:
         parser.set_defaults(data=data_default)

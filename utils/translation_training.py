@@ -21,9 +21,10 @@ What a paper specifies, the loss and with it the teacher forcing, stays in its t
 train_translator(args, *, model, data, model_type, config, loss_fn, optimizer=None, lr_at=None)
     model: a translator (the interface in utils/translation.py), not yet on a device; config: its
     @dataclass config (saved, and compared on --resume); loss_fn(model, batch) -> scalar loss.
-    optimizer: default Adam(lr=--lr); lr_at(step) -> lr: default --schedule (utils.training.scheduled_lr),
-    for a paper with its own (a warm-up formula written in its train.py).
-    In order: the device, the optimizer, --resume; then --epochs optimizer steps, each: set lr ->
+    optimizer: default Adam(lr=--lr); lr_at(step, total) -> lr: default --schedule over total steps
+    (utils.training.scheduled_lr), for a paper with its own (a warm-up formula written in its train.py).
+    In order: the device, the optimizer, --resume; then --epochs optimizer steps (or --minutes of
+    CPU time, total then projected from the pace so far), each: set lr ->
     batch -> loss_fn -> backward -> clip (--clip, global norm) -> step -> zero_grad -> log; every
     --eval-every steps and at the end the teacher-forced validation loss, a sample translation and
     a checkpoint (--checkpoint, default checkpoints/<model_type>/model.pt, with log.csv beside it).
@@ -36,7 +37,8 @@ evaluate_checkpoint(args, model_type, build) -> results
     the empty model.
 
 Flags read: those of add_common_args (--epochs --lr --batch-size --schedule --clip --seed --device
---dtype --compile --eval-every --sample-every --checkpoint --resume) and of add_translation_args (--beam --alpha ...).
+--dtype --compile --eval-every --sample-every --checkpoint --resume) and of add_translation_args (--minutes
+--eval-every-minutes --beam --alpha ...).
 """
 
 import torch
@@ -48,7 +50,7 @@ from utils.translation import (TranslationData, evaluate_translation, greedy_dec
                                model_device, print_evaluation, teacher_forced_loss, training_batches)
 from utils.distributed import under_torchrun
 from utils.errors import UserError
-from utils.training import (TrainLog, autocast, clip_gradients, compiled, count_parameters, pick_device,
+from utils.training import (Budget, TrainLog, autocast, clip_gradients, compiled, count_parameters, pick_device,
                             print_config, scheduled_lr, set_lr)
 
 
@@ -89,22 +91,23 @@ def train_translator(args, *, model, data, model_type, config, loss_fn, optimize
     net = compiled(model, args.compile)
     print_config(args, config)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=args.lr)
-    lr_at = lr_at or (lambda step: scheduled_lr(args.schedule, step, args.epochs, args.lr))
+    lr_at = lr_at or (lambda step, total: scheduled_lr(args.schedule, step, total, args.lr))
     save = RunSaver(checkpoint_path(args, model_type), model_type, model, optimizer, config, args, data,
                     ignore=("backward",))
     start = save.resume() if args.resume else 0
     print(f"parameters: {count_parameters(model):,}")
     val_batches = data.eval_batches("val")
 
-    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume)
+    budget = Budget.from_args(args, start)          # --epochs steps, or --minutes of CPU time
+    log = TrainLog(save.path.with_name("log.csv"), start, args.epochs, resume=args.resume, budget=budget)
     # step k reads the k-th batch of a fixed shuffled order, so a resumed run reads what it would have
     batches = training_batches(data.pairs["train"], args.batch_size, args.seed, start)
     step, val_loss = start, float("inf")
     model.train()
     with StopOnCtrlC() as stop:
-        while step < args.epochs and not stop.requested:
-            # set the learning rate
-            lr = lr_at(step)
+        while not budget.done(step) and not stop.requested:
+            # set the learning rate (with --minutes, over the steps the budget is projected to allow)
+            lr = lr_at(step, budget.total(step))
             set_lr(optimizer, lr)
             # a batch of sentence pairs of similar lengths, and the paper's loss on it
             batch = next(batches).to(device)
@@ -118,8 +121,8 @@ def train_translator(args, *, model, data, model_type, config, loss_fn, optimize
             step += 1
             # every N steps and at the end: the validation loss (teacher-forced), a sample, a checkpoint
             val = None
-            with stop.allowed():
-                if step % args.eval_every == 0 or step == args.epochs:
+            with budget.paused(), stop.allowed():
+                if budget.eval_due(step):
                     val_loss = val = teacher_forced_loss(model, val_batches)
                     log.print(f"step {step} | loss {loss.item():.4f} | val {val:.4f} | "
                               f"ppl {perplexity(val):.2f} | lr {lr:.1e}")
