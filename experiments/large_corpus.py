@@ -164,7 +164,7 @@ def run_benchmark(args):
             encoding = encoding or enc
             summary = next((l for l in out.splitlines() if l.startswith("summary:")), "")
             rows.append(dict(name=f"{folder}/train.py, {args.steps} steps", path="memory map, " +
-                             ("encoding the text first" if enc else "the cache read back"), rss=rss, wall=wall,
+                             ("encoding the text first" if enc else "the cache read back"), rss=rss, wall=wall, of=size,
                              command=command, summary=summary))
         prefix = work / "prefix.txt"
         with open(text, "rb") as f:
@@ -174,7 +174,8 @@ def run_benchmark(args):
         if code != 0:
             raise UserError(f"the in-memory load failed (exit {code}): {err.strip().splitlines()[-1:]}")
         rows.append(dict(name=f"lm_data(memmap=False), loading only, first {prefix.stat().st_size / 1e6:,.0f} MB",
-                         path="in memory (files under the threshold)", rss=rss, wall=wall, command=None, summary=""))
+                         path="in memory (files under the threshold)", rss=rss, wall=wall,
+                         of=prefix.stat().st_size, command=None, summary=""))
     finally:
         if not args.keep:
             for cache in DATA_DIR.glob(f"{text.name}.*"):
@@ -202,12 +203,14 @@ def report(args, size, encoding, rows, cpu_s, wall_s):
         out += ["", f"Encoding, once, into `data/<name>.<sha>.char.u16` (utils/token_file.py): {mb:,.1f} MB in "
                     f"{s:.1f} s, **{rate:.1f} MB/s**, {chars:,} characters (the hashing pass before it not counted)."]
     out += ["", "Peak resident memory of each process (os.wait4's ru_maxrss; it counts the pages of the memory map "
-                "the process has touched, page cache the kernel may drop) against the file's size:",
-            "", "| process | data path | peak RSS | RSS / file size | wall |", "|---|---|---|---|---|"]
+                "the process has touched, page cache the kernel may drop) against the size of the text it read:",
+            "", "| process | data path | text read | peak RSS | RSS / text size | wall |", "|---|---|---:|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r['name']} | {r['path']} | **{gb(r['rss'])}** | {r['rss'] / size:.2f} | {r['wall']:.0f} s |")
+        out.append(f"| {r['name']} | {r['path']} | {r['of'] / 1e6:,.0f} MB | **{gb(r['rss'])}** | "
+                   f"{r['rss'] / r['of']:.2f} | {r['wall']:.0f} s |")
     out += ["", "The runs' commands (from the repository root; the text was deleted afterwards):", ""]
-    out += [f"    {shlex.join([c.replace(str(ROOT) + '/', '') for c in r['command']])}" for r in rows if r["command"]]
+    out += [f"    {shlex.join(['python'] + [c.replace(str(ROOT) + '/', '') for c in r['command'][1:]])}"
+            for r in rows if r["command"]]
     out += ["", "Their summary lines (a few steps of training: the losses say nothing of the models):", ""]
     out += [f"    {r['summary']}" for r in rows if r["summary"]]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
