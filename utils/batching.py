@@ -2,9 +2,13 @@
 
 Window and attention models train on random blocks; recurrent models read the corpus as
 B parallel streams, chunk after chunk, so that row i of chunk k+1 continues row i of chunk k.
+The ids may also be a numpy array, a memory map of a corpus larger than memory
+(utils/token_file.py): each batch is then read from it and made a tensor of int64 ids, the same
+batch as from the tensor of the same ids.
 """
 import math
 
+import numpy as np
 import torch
 
 from utils.errors import UserError
@@ -15,9 +19,17 @@ def random_blocks(data, batch_size, block_size, generator=None):
     x, y: (B, T) with y[:, t] = data[start + t + 1]."""
     starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     offsets = torch.arange(block_size)
+    if isinstance(data, np.ndarray):                            # a memory map: read just these blocks
+        index = (starts[:, None] + offsets).numpy()
+        return ids_tensor(data[index]), ids_tensor(data[index + 1])
     x = data[starts[:, None] + offsets]                         # (B, T)
     y = data[starts[:, None] + offsets + 1]                     # (B, T)
     return x, y
+
+
+def ids_tensor(ids):
+    """A numpy array of ids (uint16 or uint32, from a memory map) as a torch tensor of int64 ids."""
+    return torch.from_numpy(ids.astype(np.int64))
 
 
 def sliding_windows(data, context, batch_size):
@@ -40,6 +52,12 @@ def stream_batches(data, batch_size, bptt):
     n = (len(data) - 1) // batch_size
     if n < 1:
         raise ValueError(f"{len(data)} tokens cannot make {batch_size} streams")
+    if isinstance(data, np.ndarray):                            # a memory map: views, read chunk by chunk
+        xs = data[:n * batch_size].reshape(batch_size, n)       # (B, N)
+        ys = data[1:n * batch_size + 1].reshape(batch_size, n)  # (B, N)
+        for start in range(0, n, bptt):
+            yield ids_tensor(xs[:, start:start + bptt]), ids_tensor(ys[:, start:start + bptt])
+        return
     xs = data[:n * batch_size].view(batch_size, n)              # (B, N)
     ys = data[1:n * batch_size + 1].view(batch_size, n)         # (B, N), row i shifted by one
     for start in range(0, n, bptt):

@@ -134,7 +134,7 @@ def atomic_write(path, write):
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "w+b") as f:             # readable too: a writer may map what it wrote
             write(f)
         os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
@@ -222,14 +222,18 @@ def check_char_corpus(text, source):
     """A UserError for text a character model cannot learn from: fewer than two distinct characters
     (20,000 NUL bytes are valid UTF-8, and would train a model of one symbol), or mostly control
     characters (a binary file that happens to decode)."""
-    counts = collections.Counter(text)
+    check_char_counts(collections.Counter(text), len(text), source)
+
+
+def check_char_counts(counts, length, source):
+    """check_char_corpus from the count of each character (`counts`) of a text of `length`."""
     if len(counts) < 2:
         (char, n), = counts.items()
         raise UserError(f"{source} holds one distinct character ({char!r}, {n:,} times): "
                         f"a language model needs text with at least two")
     controls = {c: n for c, n in counts.items() if c not in TEXT_CONTROLS and unicodedata.category(c) == "Cc"}
-    if sum(controls.values()) * 2 > len(text):
-        share = sum(controls.values()) / len(text)
+    if sum(controls.values()) * 2 > length:
+        share = sum(controls.values()) / length
         examples = ", ".join(repr(c) for c in sorted(controls, key=controls.get, reverse=True)[:3])
         raise UserError(f"{source}: {share:.0%} of its characters are control characters ({examples}, ...): "
                         f"not text; give a UTF-8 text file")
@@ -288,11 +292,62 @@ def char_lm_data(name_or_path, train_fraction=0.9):
     return tokenizer, train, val
 
 
+# a text file larger than this is encoded once into a memory-mapped token file (utils/token_file.py)
+# rather than read into memory (16 MiB; the environment variable NN_MEMMAP_BYTES sets another
+# threshold, 0 for every file)
+MEMMAP_BYTES = 16 << 20
+
+
+def memmap_bytes():
+    """The threshold: NN_MEMMAP_BYTES if set, else MEMMAP_BYTES."""
+    value = os.environ.get("NN_MEMMAP_BYTES")
+    if value is None:
+        return MEMMAP_BYTES
+    if not value.isdigit():
+        raise UserError(f"NN_MEMMAP_BYTES={value!r}: give a number of bytes (0: every file memory-mapped)")
+    return int(value)
+
+
+def corpus_path(name_or_path):
+    """The file a character corpus is read from (a known corpus fetched first), with
+    load_corpus's errors for a name that is neither."""
+    if name_or_path in WORD_CORPORA:
+        raise UserError(f"--data {name_or_path} is read as words: --tokenizer word (its default)")
+    if name_or_path in CORPORA:
+        return fetch(name_or_path)
+    path = Path(name_or_path)
+    if not path.exists():
+        known = ", ".join(language_model_corpora())
+        raise UserError(f"no such file: {name_or_path} (known corpora: {known})")
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, not a text file: give one UTF-8 text file")
+    if not path.is_file():
+        raise UserError(f"no such file: {path}")
+    return path
+
+
+def use_memmap(name_or_path, kind, memmap):
+    """Whether lm_splits reads the corpus through a memory-mapped token file: `memmap` True or
+    False, or None (the default): for a file (--data FILE) larger than memmap_bytes(); the known
+    corpora are small, and read into memory. Only characters go that way: a word or BPE tokenizer
+    on such a file is a UserError (both would read the whole text into memory)."""
+    if memmap is None:
+        if name_or_path in CORPORA or not Path(name_or_path).is_file():
+            return False               # a known corpus, or load_corpus's error for what is no file
+        memmap = os.path.getsize(name_or_path) > memmap_bytes()
+    if memmap and kind != "char":
+        size = os.path.getsize(corpus_path(name_or_path))
+        raise UserError(f"--data {name_or_path} ({size / 1e6:,.0f} MB) is read through a memory-mapped file of "
+                        f"character ids, which a {kind} tokenizer cannot use: --tokenizer char, "
+                        f"or a file of at most {memmap_bytes() / 1e6:.0f} MB")
+    return bool(memmap)
+
+
 TOKENIZERS = ("auto", "char", "word", "bpe")
 VOCAB_COUNTS = ("auto", "train", "all")
 
 
-def lm_splits(name_or_path, kind="auto", tokenizer=None, vocab_counts="auto", vocab_size=1024):
+def lm_splits(name_or_path, kind="auto", tokenizer=None, vocab_counts="auto", vocab_size=1024, memmap=None):
     """(tokenizer, {"train": ids, "val": ids[, "test": ids]}) for a language model.
 
     kind: "char", "word" (utils/tokenizers.py CorpusWordTokenizer: white-space words, those seen 3
@@ -302,9 +357,16 @@ def lm_splits(name_or_path, kind="auto", tokenizer=None, vocab_counts="auto", vo
     or "all" (every split, as Bengio et al.'s Brown numbers imply: utils/brown.py says why);
     "auto": all for Brown, train otherwise.
     kind "bpe": utils/bpe.py's byte-level BPE of vocab_size tokens, learned from the training split.
-    `tokenizer`: encode with this one (a checkpoint's) instead of building one."""
+    `tokenizer`: encode with this one (a checkpoint's) instead of building one.
+    memmap (see use_memmap; default: for files over MEMMAP_BYTES): characters through the cache of
+    utils/token_file.py, the same ids, the training split a numpy memmap that utils/batching.py
+    reads batch by batch, and at most token_file.VAL_TOKENS validation characters."""
     if kind == "auto":
         kind = "word" if name_or_path in WORD_CORPORA else "char"
+    if use_memmap(name_or_path, kind if tokenizer is None else tokenizer.kind, memmap):
+        from utils.token_file import char_memmap_data
+        tokenizer, train, val = char_memmap_data(corpus_path(name_or_path), tokenizer=tokenizer)
+        return tokenizer, {"train": train, "val": val}
     if kind == "bpe":
         from utils.bpe import BPETokenizer
         train_text, val_text = split(load_corpus(name_or_path))
@@ -343,9 +405,10 @@ def encode_ids(tokenizer, text):
     return torch.tensor(tokenizer.encode(text), dtype=torch.long)
 
 
-def lm_data(name_or_path, kind="auto", vocab_counts="auto", vocab_size=1024):
+def lm_data(name_or_path, kind="auto", vocab_counts="auto", vocab_size=1024, memmap=None):
     """(tokenizer, train ids, val ids): what a language model's train.py reads (see lm_splits)."""
-    tokenizer, splits = lm_splits(name_or_path, kind, vocab_counts=vocab_counts, vocab_size=vocab_size)
+    tokenizer, splits = lm_splits(name_or_path, kind, vocab_counts=vocab_counts, vocab_size=vocab_size,
+                                  memmap=memmap)
     return tokenizer, splits["train"], splits["val"]
 
 

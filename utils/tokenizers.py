@@ -113,6 +113,8 @@ def characters(tokenizer, ids):
     """How many characters of text `ids` stand for: what bits per character divide by, so that
     character, word and BPE models can be set side by side (a word model's text is its words
     joined by spaces, a blank line for each paragraph)."""
+    if tokenizer.kind == CharTokenizer.kind:      # one id, one character: no need to decode millions
+        return len(ids)
     return len(tokenizer.decode(ids))
 
 
