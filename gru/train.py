@@ -25,12 +25,12 @@ from utils.data import lm_data
 from utils.distributed import Distributed
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
-from utils.interrupt import INTERRUPTED, StopOnCtrlC
+from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import characters
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
-                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args, parse_task,
+                            clip_gradients, compiled, count_parameters, end_of_run, parse_run_args, parse_task,
                             positive_int, print_config, scheduled_lr, set_lr, start_run)
 from utils.translation import TranslationData, add_translation_args, sequence_loss
 from utils.translation_training import evaluate_checkpoint, train_translator
@@ -163,16 +163,9 @@ def train_lm(args):
                     log.sample(lambda: sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel() * ddp.world, val_loss=val_loss)
     save.carry, save.ranks = ddp.gather_state(state), ddp.gather_rng()
-    if not ddp.main:                                     # rank 0 saves, validates and reports
-        ddp.close()
-        raise SystemExit(INTERRUPTED if stop.requested else 0)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
-    try:
-        finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
-                   interrupted=stop.requested, fast_val=args.fast_val,
-                   unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
-    finally:
-        ddp.close()
+    end_of_run(ddp, stop, log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
+               fast_val=args.fast_val, unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
 
 
 def loss_fn(model, batch):

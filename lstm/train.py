@@ -20,12 +20,12 @@ from utils.data import lm_data
 from utils.distributed import Distributed
 from utils.errors import run_main
 from utils.evaluation import validation_loss
-from utils.interrupt import INTERRUPTED, StopOnCtrlC
+from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import characters
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
-                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args,
+                            clip_gradients, compiled, count_parameters, end_of_run, parse_run_args,
                             positive_float, positive_int, print_config, probability, scheduled_lr, set_lr,
                             start_run)
 
@@ -148,16 +148,9 @@ def main(argv=None):
                     log.sample(lambda: sample_text(model, tokenizer, generate_recurrent))
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel() * ddp.world, val_loss=val_loss)
     save.carry, save.ranks = ddp.gather_state(state), ddp.gather_rng()
-    if not ddp.main:                                     # rank 0 saves, validates and reports
-        ddp.close()
-        raise SystemExit(INTERRUPTED if stop.requested else 0)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
-    try:
-        finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
-                   interrupted=stop.requested, fast_val=args.fast_val,
-                   unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
-    finally:
-        ddp.close()
+    end_of_run(ddp, stop, log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
+               fast_val=args.fast_val, unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ from utils.data import lm_data
 from utils.distributed import Distributed
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
-from utils.interrupt import INTERRUPTED, StopOnCtrlC
+from utils.interrupt import StopOnCtrlC
 from utils.sampling import sample_text
 from utils.tokenizers import characters
 from utils.training import (ArgumentParser, Budget, EarlyStopping, TrainLog, add_common_args, add_lm_args,
-                            autocast, clip_gradients, compiled, count_parameters, finish_run, parse_run_args,
+                            autocast, clip_gradients, compiled, count_parameters, end_of_run, parse_run_args,
                             positive_int, print_config, scheduled_lr, set_lr, start_run)
 
 MODEL_TYPE = "mlp"
@@ -153,16 +153,9 @@ def main(argv=None):
             log.step(step, loss.item(), lr, grad_norm, tokens=len(y) * ddp.world, val_loss=val_loss)
     if early is not None and not stop.requested:
         val_loss = early.restore()                                  # the checkpoint's weights, the best
-    if not ddp.main:                                                # rank 0 saves, validates and reports
-        ddp.close()
-        raise SystemExit(INTERRUPTED if stop.requested else 0)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
-    try:
-        finish_run(log, save, step, val_loss, validate, lambda: sample(model, tokenizer),
-                   interrupted=stop.requested, fast_val=args.fast_val,
-                   unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
-    finally:
-        ddp.close()
+    end_of_run(ddp, stop, log, save, step, val_loss, validate, lambda: sample(model, tokenizer),
+               fast_val=args.fast_val, unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ from utils.data import lm_data, lm_splits
 from utils.distributed import Distributed
 from utils.errors import UserError, run_main
 from utils.evaluation import evaluate_lm, validation_loss
-from utils.interrupt import INTERRUPTED, StopOnCtrlC
+from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token, evaluate_recurrent
 from utils.sampling import generate_recurrent, sample_text
 from utils.tokenizers import characters, tokenizer_from_dict
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
-                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args,
+                            clip_gradients, compiled, count_parameters, end_of_run, parse_run_args,
                             positive_float, positive_int, print_config, scheduled_lr, set_lr, start_run)
 
 MODEL_TYPE = "rnn"
@@ -251,16 +251,9 @@ def main(argv=None):
                     set_lr(optimizer, lr)
             log.step(step, loss.item(), lr, grad_norm, tokens=y.numel() * ddp.world, val_loss=val_loss)
     save.carry = ddp.gather_state(state)
-    if not ddp.main:                                     # rank 0 saves, validates and reports
-        ddp.close()
-        raise SystemExit(INTERRUPTED if stop.requested else 0)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
-    try:
-        finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
-                   interrupted=stop.requested, fast_val=args.fast_val,
-                   unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
-    finally:
-        ddp.close()
+    end_of_run(ddp, stop, log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate_recurrent),
+               fast_val=args.fast_val, unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
 
 
 if __name__ == "__main__":

@@ -35,11 +35,11 @@ from utils.data import lm_data
 from utils.distributed import Distributed
 from utils.errors import UserError, run_main
 from utils.evaluation import validation_loss
-from utils.interrupt import INTERRUPTED, StopOnCtrlC
+from utils.interrupt import StopOnCtrlC
 from utils.metrics import bits_per_token
 from utils.sampling import sample_text
 from utils.training import (ArgumentParser, Budget, TrainLog, add_common_args, add_lm_args, autocast,
-                            clip_gradients, compiled, count_parameters, finish_run, parse_run_args, parse_task,
+                            clip_gradients, compiled, count_parameters, end_of_run, parse_run_args, parse_task,
                             positive_int, print_config, probability, scheduled_lr, set_lr, start_run)
 from utils.tokenizers import PAD, characters
 from utils.translation import TranslationData, add_translation_args
@@ -226,16 +226,9 @@ def train_lm(args):
                     log.sample(lambda: sample_text(model, tokenizer, generate))
             log.step(step, loss.item(), lr, grad_norm, tokens=x.numel() * ddp.world, val_loss=val_loss)
     save.ranks = ddp.gather_rng()
-    if not ddp.main:                                     # rank 0 saves, validates and reports
-        ddp.close()
-        raise SystemExit(INTERRUPTED if stop.requested else 0)
     # Ctrl-C: saved first; then, as at the end of every run, the protocol's val, a sample, the summary
-    try:
-        finish_run(log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate),
-                   interrupted=stop.requested, fast_val=args.fast_val,
-                   unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
-    finally:
-        ddp.close()
+    end_of_run(ddp, stop, log, save, step, val_loss, validate, lambda: sample_text(model, tokenizer, generate),
+               fast_val=args.fast_val, unit=tokenizer.unit, chars=characters(tokenizer, val_data[1:]))
 
 
 def translation_loss(model, batch, label_smoothing=0.0):

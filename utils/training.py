@@ -562,6 +562,19 @@ def finish_run(log, save, step, val_loss, validate, make_sample, interrupted=Fal
         raise SystemExit(INTERRUPTED)
 
 
+def end_of_run(ddp, stop, log, save, step, val_loss, validate, make_sample, *, fast_val, unit, chars):
+    """The last lines of every LM train.py, under torchrun or not: ranks other than 0 leave (rank 0
+    saves, validates and reports); rank 0 ends as finish_run says, Ctrl-C included."""
+    if not ddp.main:
+        ddp.close()
+        raise SystemExit(INTERRUPTED if stop.requested else 0)
+    try:
+        finish_run(log, save, step, val_loss, validate, make_sample, interrupted=stop.requested,
+                   fast_val=fast_val, unit=unit, chars=chars)
+    finally:
+        ddp.close()
+
+
 def summary_line(val_loss, parameters, tokens_per_s, wall_s, unit="char", chars=None):
     """The one line every train.py prints at the end; val loss under utils/evaluation.py's protocol
     (an Evaluation, which says how many tokens it scored), or a translator's plain float. `unit`:
