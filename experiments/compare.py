@@ -137,6 +137,13 @@ def command_line(record):
     return f"cd {folder} && OMP_NUM_THREADS=1 {command}"
 
 
+def commands_section(records):
+    """The "## Commands" section of a probe's results file: how each model it used was trained,
+    with the date; records: {name: run record}."""
+    return ["", "## Commands", ""] + [f"- {name} ({rec['date']}): `{command_line(rec)}`"
+                                      for name, rec in records.items()]
+
+
 def read_or_empty(path):
     return Path(path).read_text() if Path(path).exists() else ""
 

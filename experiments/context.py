@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from experiments.compare import Run, command_line, run_one
+from experiments.compare import Run, commands_section, run_one
 from experiments.compare_report import load_lm
 from utils.data import char_lm_data
 from utils.errors import run_main
@@ -202,9 +202,8 @@ def write_report(args, results, records, out, command, cpu_s):
     lines += ["", "Issue 13's other panels, the Transformer's loss per position inside its block against the LSTM's "
               "and the GRU's with their state reset at the same points, and Transformers with sinusoidal, learned "
               "and rotary positions on contexts longer than their training block, are experiments/"
-              "context_positions.py's: [context_positions.md](context_positions.md).", "", "## Commands", ""]
-    for name, rec in records.items():
-        lines.append(f"- {name} ({rec['date']}): `{command_line(rec)}`")
+              "context_positions.py's: [context_positions.md](context_positions.md)."]
+    lines += commands_section(records)
     (out / "context.md").write_text("\n".join(lines) + "\n")
 
 

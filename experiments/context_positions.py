@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from experiments.compare import Run, command_line, run_one
+from experiments.compare import Run, commands_section, run_one
 from experiments.compare_report import load_lm
 from experiments.context import MODELS
 from transformer.model import TransformerConfig, TransformerLM
@@ -209,9 +209,7 @@ def write_report(args, inside, past, records, out, command, cpu_s, chars):
                  for v in bucket_means(r["longer"], ranges)]
         lines.append(f"| {pos} | read at once | " + " | ".join(cells) + " |")
         lines.append(f"| {pos} | protocol | " + " | ".join(f"{v:.4f}" for v in bucket_means(r["sliding"], ranges)) + " |")
-    lines += ["", "## Commands", ""]
-    for row, rec in records.items():
-        lines.append(f"- {row} ({rec['date']}): `{command_line(rec)}`")
+    lines += commands_section(records)
     (out / "context_positions.md").write_text("\n".join(lines) + "\n")
 
 

@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import datetime
-import math
 import re
 import time
 
@@ -41,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from experiments.compare import Run, command_line, run_one
+from experiments.compare import Run, commands_section, run_one
 from experiments.compare_report import load_lm
 from utils.data import char_lm_data
 from utils.errors import run_main
@@ -245,9 +244,7 @@ def write_report(args, results, sigmas, records, out, command, cpu_s):
     for name, log in sigmas.items():
         f = MODELS[name][1][1]
         lines.append(f"| {name} | {1 / GAMMA[f]:g} | " + ", ".join(f"{s}: {v:.2f}" for s, v in log) + " |")
-    lines += ["", "## Commands", ""]
-    for name, rec in records.items():
-        lines.append(f"- {name} ({rec['date']}): `{command_line(rec)}`")
+    lines += commands_section(records)
     (out / "gradients.md").write_text("\n".join(lines) + "\n")
 
 
