@@ -35,11 +35,13 @@ STEPS, STOP_AT = 14, 9                 # stop between two validations (every 4 s
 
 @pytest.fixture(autouse=True)
 def python_default_ctrl_c():
-    """Every test here starts from Python's own SIGINT handler (KeyboardInterrupt), whatever an
-    earlier test file left installed: in the whole suite the second-Ctrl-C test once found another
+    """Every test here starts from Python's own SIGINT handler (KeyboardInterrupt), SIGINT unblocked,
+    whatever an earlier test file left: in the whole suite the second-Ctrl-C test once found another
     handler there and saw its deferred Ctrl-C swallowed (2026-12-02, not traced further)."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])   # and delivered to this thread
     yield
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     signal.signal(signal.SIGINT, previous)
 
 
