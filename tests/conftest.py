@@ -29,6 +29,22 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def sigint_left_as_found(request):
+    """A test that leaves another SIGINT handler, or SIGINT blocked, behind is named in a warning
+    (pytest's warnings summary) and the state put back: in the whole suite a later Ctrl-C test once
+    found such a state (tests/test_resume.py's fixture), and this names the test that left it."""
+    handler, mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    now_handler, now_mask = signal.getsignal(signal.SIGINT), signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if now_handler is not handler or now_mask != mask:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        import warnings
+        warnings.warn(f"{request.node.nodeid} left SIGINT changed: handler {handler!r} -> {now_handler!r}, "
+                      f"blocked {sorted(mask)} -> {sorted(now_mask)}; put back")
+
+
 @pytest.fixture
 def scripts_on_one_thread(monkeypatch):
     """The same for the tiny train.py / generate.py runs of one test: they inherit OMP_NUM_THREADS=1."""
