@@ -1,4 +1,5 @@
-"""experiments/length.py: the binning, the bootstrap, the accuracies on hand-made cases, and tiny runs."""
+"""experiments/length.py and its parts (length_multi30k.py, length_synthetic.py): the binning, the bootstrap,
+the accuracies on hand-made cases, and tiny runs."""
 import numpy as np
 import pytest
 import torch
@@ -13,18 +14,28 @@ def L():
     return load_experiment("length")
 
 
-def test_bins_cover_every_length_once_and_sparse_ones_are_merged(L):
+@pytest.fixture(scope="module")
+def M():
+    return load_experiment("length_multi30k")
+
+
+@pytest.fixture(scope="module")
+def S():
+    return load_experiment("length_synthetic")
+
+
+def test_bins_cover_every_length_once_and_sparse_ones_are_merged(M):
     # 30 sentences of 1-5 words, 3 of 6-10, 40 of 11-15, 2 of 16-20, 1 of 23: bins of 5, at least 10 each
     lengths = [3] * 30 + [7] * 3 + [12] * 40 + [18] * 2 + [23]
-    bins = L.length_bins(lengths, width=5, min_count=10)
+    bins = M.length_bins(lengths, width=5, min_count=10)
     assert bins == [(1, 5), (6, 23)]             # 6-10 is sparse: merged with 11-15; then 16-23 (3) into it
     assert bins[0][0] == 1 and bins[-1][1] == max(lengths)
     assert all(a[1] + 1 == b[0] for a, b in zip(bins, bins[1:]))          # contiguous, no overlap
     counts = [sum(lo <= n <= hi for n in lengths) for lo, hi in bins]
     assert sum(counts) == len(lengths) and min(counts) >= 10
     # no bin sparse: the bins are the plain ones; everything sparse: one bin
-    assert L.length_bins([1, 2, 6, 7, 11], width=5, min_count=1) == [(1, 5), (6, 10), (11, 11)]
-    assert L.length_bins([1, 2, 6, 7, 11], width=5, min_count=100) == [(1, 11)]
+    assert M.length_bins([1, 2, 6, 7, 11], width=5, min_count=1) == [(1, 5), (6, 10), (11, 11)]
+    assert M.length_bins([1, 2, 6, 7, 11], width=5, min_count=100) == [(1, 11)]
 
 
 def some_sentences(n=60, seed=0):
@@ -35,36 +46,36 @@ def some_sentences(n=60, seed=0):
     return hyps, refs
 
 
-def test_summed_sentence_statistics_give_the_corpus_bleu_of_utils_translation(L):
+def test_summed_sentence_statistics_give_the_corpus_bleu_of_utils_translation(M):
     from utils.translation import bleu
     hyps, refs = some_sentences()
-    stats = L.sentence_stats(hyps, refs)
+    stats = M.sentence_stats(hyps, refs)
     assert stats.shape == (60, 10)
-    assert L.bleu_of_stats(stats.sum(0)) == pytest.approx(bleu(hyps, refs)[0], abs=1e-9)
+    assert M.bleu_of_stats(stats.sum(0)) == pytest.approx(bleu(hyps, refs)[0], abs=1e-9)
     subset = [3, 5, 8, 13, 21, 34]
-    assert L.bleu_of_stats(stats[subset].sum(0)) == pytest.approx(
+    assert M.bleu_of_stats(stats[subset].sum(0)) == pytest.approx(
         bleu([hyps[i] for i in subset], [refs[i] for i in subset])[0], abs=1e-9)
 
 
-def test_the_bootstrap_interval_holds_the_point_estimate_and_narrows_with_more_sentences(L):
+def test_the_bootstrap_interval_holds_the_point_estimate_and_narrows_with_more_sentences(M):
     hyps, refs = some_sentences(400, seed=1)
-    stats = L.sentence_stats(hyps, refs)
+    stats = M.sentence_stats(hyps, refs)
     rng = np.random.default_rng(0)
-    point, lo, hi, scores = L.bootstrap_ci(stats, L.bootstrap_indices(400, 300, rng))
+    point, lo, hi, scores = M.bootstrap_ci(stats, M.bootstrap_indices(400, 300, rng))
     assert lo < point < hi and len(scores) == 300
-    _, lo_small, hi_small, _ = L.bootstrap_ci(stats[:40], L.bootstrap_indices(40, 300, rng))
+    _, lo_small, hi_small, _ = M.bootstrap_ci(stats[:40], M.bootstrap_indices(40, 300, rng))
     assert hi_small - lo_small > hi - lo
     # a perfect system: every resample scores 100
-    perfect = L.sentence_stats(refs, refs)
-    assert L.bootstrap_ci(perfect, L.bootstrap_indices(400, 50, rng))[:3] == pytest.approx((100, 100, 100))
+    perfect = M.sentence_stats(refs, refs)
+    assert M.bootstrap_ci(perfect, M.bootstrap_indices(400, 50, rng))[:3] == pytest.approx((100, 100, 100))
 
 
-def test_paired_bins_rank_a_perfect_system_above_a_worse_one_in_every_resample(L):
+def test_paired_bins_rank_a_perfect_system_above_a_worse_one_in_every_resample(M):
     hyps, refs = some_sentences(120, seed=2)
     lengths = [len(r.split()) for r in refs]
-    stats = {"gru": L.sentence_stats(hyps, refs), "attention": L.sentence_stats(refs, refs)}
-    bins = L.length_bins(lengths, 4, 20)
-    rows = L.bleu_by_bins(lengths, stats, bins, resamples=100, seed=0)
+    stats = {"gru": M.sentence_stats(hyps, refs), "attention": M.sentence_stats(refs, refs)}
+    bins = M.length_bins(lengths, 4, 20)
+    rows = M.bleu_by_bins(lengths, stats, bins, resamples=100, seed=0)
     assert [r["bin"] for r in rows] == bins and sum(r["n"] for r in rows) == 120
     for r in rows:
         assert r["models"]["attention"]["bleu"] == pytest.approx(100)
@@ -72,36 +83,36 @@ def test_paired_bins_rank_a_perfect_system_above_a_worse_one_in_every_resample(L
         assert r["p_better"] == {"attention>gru": 1.0}
 
 
-def test_exact_match_and_per_token_accuracy_on_hand_made_cases(L):
+def test_exact_match_and_per_token_accuracy_on_hand_made_cases(S):
     refs = [[4, 5, 6, 7], [4, 5, 6, 7], [4, 5, 6, 7], [8, 9]]
     hyps = [[4, 5, 6, 7],            # right: exact, 4 of 4
             [4, 5, 6],               # one short: not exact, 3 of 4
             [4, 5, 6, 7, 7],         # one too many: not exact, 4 of 4 (extra tokens are not positions)
             [9, 9]]                  # 1 of 2
-    exact, per_token = L.accuracies(hyps, refs)
+    exact, per_token = S.accuracies(hyps, refs)
     assert exact == 0.25
     assert per_token == pytest.approx((4 + 3 + 4 + 1) / 14)
-    assert L.accuracies([[5, 6, 7]], [[4, 5, 6]]) == (0.0, 0.0)        # shifted by one: nothing in place
+    assert S.accuracies([[5, 6, 7]], [[4, 5, 6]]) == (0.0, 0.0)        # shifted by one: nothing in place
 
 
-def test_synthetic_pairs_copy_and_reverse(L):
+def test_synthetic_pairs_copy_and_reverse(S):
     g = torch.Generator().manual_seed(0)
     for task in ("copy", "reverse"):
-        pairs = L.synthetic_pairs(task, [5, 9, 17], 6, g)
+        pairs = S.synthetic_pairs(task, [5, 9, 17], 6, g)
         assert [len(x) for x, _ in pairs] == [5, 9, 17]
         for x, y in pairs:
             assert y == (x if task == "copy" else x[::-1])
             assert all(4 <= t < 10 for t in x)                          # no special ids among the symbols
-    batch = L.synthetic_batch("reverse", 16, 5, 8, 6, g)
+    batch = S.synthetic_batch("reverse", 16, 5, 8, 6, g)
     assert batch.src.shape[0] == 16 and int(batch.src_len.min()) >= 5 and int(batch.src_len.max()) <= 8
 
 
-def test_the_synthetic_models_have_similar_parameter_counts(L):
-    counts = {n: sum(p.numel() for p in L.synthetic_model(n, 24, "small").parameters()) for n in L.NAMES}
+def test_the_synthetic_models_have_similar_parameter_counts(L, S):
+    counts = {n: sum(p.numel() for p in S.synthetic_model(n, 24, "small").parameters()) for n in L.NAMES}
     assert max(counts.values()) / min(counts.values()) < 1.25, counts
 
 
-def test_a_model_that_copies_scores_one_and_decodes_through_utils_translation(L):
+def test_a_model_that_copies_scores_one_and_decodes_through_utils_translation(L, S):
     """A hand-made copier: accuracy_by_length must find 1.0 at every length, for copy."""
     from utils.tokenizers import EOS
 
@@ -122,10 +133,10 @@ def test_a_model_that_copies_scores_one_and_decodes_through_utils_translation(L)
             return torch.nn.functional.one_hot(nxt, 30).float(), t + 1
 
     args = L.parse_args(["--task", "copy", "--test-per-length", "7"])
-    acc = L.accuracy_by_length(Copier(), args, [5, 30, 100], seed=0)
+    acc = S.accuracy_by_length(Copier(), args, [5, 30, 100], seed=0)
     assert acc == {5: (1.0, 1.0), 30: (1.0, 1.0), 100: (1.0, 1.0)}
     args.task = "reverse"
-    exact, _ = L.accuracy_by_length(Copier(), args, [6], seed=0)[6]
+    exact, _ = S.accuracy_by_length(Copier(), args, [6], seed=0)[6]
     assert exact < 0.2                                   # copying is no reversing
 
 

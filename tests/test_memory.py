@@ -1,4 +1,5 @@
-"""experiments/memory.py: the tasks' answers, the scoring on models whose answer is known, and a tiny run."""
+"""experiments/memory.py and its parts (memory_tasks.py, memory_models.py): the tasks' answers, the scoring on
+models whose answer is known, and a tiny run."""
 import numpy as np
 import pytest
 import torch
@@ -60,8 +61,8 @@ class StackOracle(torch.nn.Module):
 
 
 def test_the_recall_answer_is_the_token_k_back_and_nothing_else_is_a_key():
-    m = load_experiment("memory")
-    task = m.Recall(n_keys=5, n_fill=6, prefix=3)
+    tasks = load_experiment("memory_tasks")
+    task = tasks.Recall(n_keys=5, n_fill=6, prefix=3)
     for k in (1, 2, 7, 30):
         idx, mask, target = task.batch(64, k, torch.Generator().manual_seed(k))
         L = idx.shape[1]
@@ -75,20 +76,21 @@ def test_the_recall_answer_is_the_token_k_back_and_nothing_else_is_a_key():
 
 
 def test_an_oracle_scores_100_percent_and_a_blind_model_scores_the_chance_the_formula_says():
-    m = load_experiment("memory")
-    task = m.Recall(n_keys=4, n_fill=5, prefix=2)
+    tasks = load_experiment("memory_tasks")
+    models = load_experiment("memory_models")
+    task = tasks.Recall(n_keys=4, n_fill=5, prefix=2)
     assert task.chance() == 1 / 4
     for k in (2, 9):
-        assert m.recall_accuracy(RecallOracle(task), task, k, 200, seed=0) == 1.0
+        assert models.recall_accuracy(RecallOracle(task), task, k, 200, seed=0) == 1.0
     # a window of 6: the MARK and the key are in sight for k <= 4, out of sight for k = 8
     short = RecallOracle(task, window=6)
-    assert m.recall_accuracy(short, task, 4, 200, seed=0) == 1.0
-    blind = m.recall_accuracy(short, task, 8, 4000, seed=1)
+    assert models.recall_accuracy(short, task, 4, 200, seed=0) == 1.0
+    blind = models.recall_accuracy(short, task, 8, 4000, seed=1)
     assert abs(blind - task.chance()) < 4 * np.sqrt(0.25 * 0.75 / 4000)   # binomial, 4 sd
 
 
 def test_windowed_models_see_exactly_their_reach():
-    m = load_experiment("memory")
+    models = load_experiment("memory_models")
     from mlp.model import MLPConfig, NPLM
     from transformer.model import TransformerConfig, TransformerLM
     torch.manual_seed(0)
@@ -97,22 +99,22 @@ def test_windowed_models_see_exactly_their_reach():
     mask[:, [2, 20, 39]] = True
     mlp = NPLM(MLPConfig(vocab_size=9, context=5, n_embd=3, n_hidden=4)).eval()
     tr = TransformerLM(TransformerConfig(vocab_size=9, block_size=16, n_layers=1, n_heads=2, d_model=8, d_ff=8)).eval()
-    assert m.reach(mlp) == 5 and m.reach(tr) == 16
+    assert models.reach(mlp) == 5 and models.reach(tr) == 16
     with torch.no_grad():
-        got = m.logits_at(mlp, idx, mask, pad_id=0)
+        got = models.logits_at(mlp, idx, mask, pad_id=0)
         assert torch.allclose(got[1], mlp(idx[:1, 16:21])[0][0])         # position 20: tokens 16..20
         assert torch.allclose(got[0], mlp(torch.cat([torch.zeros(1, 2, dtype=torch.long), idx[:1, :3]], 1))[0][0])
-        got = m.logits_at(tr, idx, mask)
+        got = models.logits_at(tr, idx, mask)
         assert torch.allclose(got[2], tr(idx[:1, 24:40])[0][0, -1], atol=1e-5)   # the last block only
         assert torch.allclose(got[0], tr(idx[:1, :3])[0][0, -1], atol=1e-5)      # the start: no padding
         changed = idx.clone()
         changed[:, :24] = (changed[:, :24] + 1) % 9                      # out of the last block
-        assert torch.allclose(m.logits_at(tr, changed, mask)[2], got[2], atol=1e-5)
+        assert torch.allclose(models.logits_at(tr, changed, mask)[2], got[2], atol=1e-5)
 
 
 def test_dyck_brackets_match_and_depth_and_distance_are_counted_by_hand():
-    m = load_experiment("memory")
-    task = m.Dyck(n_types=2, n_fill=2, length=10)
+    tasks = load_experiment("memory_tasks")
+    task = tasks.Dyck(n_types=2, n_fill=2, length=10)
     o0, o1, c0, c1, f = 0, 1, 2, 3, 4
     seq = [o0, f, o1, c1, f, c0, o1, c1]        # ( . [ ] . ) [ ]
     assert task.annotate(seq) == [(2, 2, 1), (4, 1, 5), (6, 1, 1)]        # (predicting position, depth, distance)
@@ -127,20 +129,22 @@ def test_dyck_brackets_match_and_depth_and_distance_are_counted_by_hand():
 
 
 def test_a_stack_oracle_closes_every_bracket_and_the_breakdown_counts_them():
-    m = load_experiment("memory")
-    task = m.Dyck(n_types=3, n_fill=2, length=40)
-    correct, depth, dist = m.dyck_scores(StackOracle(task), task, 40, seed=0)
+    tasks = load_experiment("memory_tasks")
+    models = load_experiment("memory_models")
+    task = tasks.Dyck(n_types=3, n_fill=2, length=40)
+    correct, depth, dist = models.dyck_scores(StackOracle(task), task, 40, seed=0)
     assert correct.all() and len(correct) > 50 and depth.min() >= 1 and dist.min() >= 1
-    by = m.breakdown(np.array([1, 0, 1, 1]), np.array([1, 2, 2, 9]), [(1, 1), (2, 4), (5, 8), (9, 10)])
+    by = models.breakdown(np.array([1, 0, 1, 1]), np.array([1, 2, 2, 9]), [(1, 1), (2, 4), (5, 8), (9, 10)])
     assert by == {(1, 1): (1.0, 1), (2, 4): (0.5, 2), (9, 10): (1.0, 1)}
 
 
 def test_models_are_sized_to_the_same_parameter_count():
     m = load_experiment("memory")
+    models = load_experiment("memory_models")
     args = m.parse_args([])
     for name in m.MODELS:
-        width = m.size_for(name, 18, args)        # the default 22,000
-        assert abs(m.n_params(m.build(name, 18, width, args)) - 22000) < 0.02 * 22000, name
+        width = models.size_for(name, 18, args)  # the default 22,000
+        assert abs(models.n_params(models.build(name, 18, width, args)) - 22000) < 0.02 * 22000, name
 
 
 def test_memory_script_at_a_tiny_size_writes_its_report(tmp_path, scripts_on_one_thread):
