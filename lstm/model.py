@@ -109,12 +109,12 @@ class LSTM(nn.Module):
                 if layer.W_below is not None:
                     a = torch.addmm(a, hs[-1].reshape(B * T, -1), layer.W_below)   # + (B T, H) @ (H, 4H)
                 a = a.add_(layer.b)
-            a = a.view(B, T, -1)                                                # (B, T, 4H)
             # h^n_t = H(a_t + W_{h^n h^n} h^n_{t-1}), H the LSTM cell of Eqs. (7)-(11)
             if self.config.backward == "manual":
-                h, c = LSTMBPTT.apply(a, layer.W_h, layer.w_c, h0, c0, self.config.clip_lstm_grads)
+                # a is this call's own temporary: LSTMBPTT may write the gates, then dL/da, over it
+                h, c, _ = LSTMBPTT.apply(a, layer.W_h, layer.w_c, h0, c0, self.config.clip_lstm_grads, True)
             else:
-                h, c = self.recurrence(a, layer, h0, c0)                        # (B, T, H), (B, H)
+                h, c = self.recurrence(a.view(B, T, -1), layer, h0, c0)         # (B, T, H), (B, H)
             new_state.append((h[:, -1], c))
             # DEVIATION: dropout on the connections to the layer above and to the output only: the
             # carried state, h_{t-1} -> h_t, is never dropped (see LSTMConfig)
@@ -160,21 +160,20 @@ def clip_grad(a, clip):
 
 # ---------------------------------------------------------------- training: BPTT written out
 
-def tanh(x, out):
-    """tanh(x) = 2 σ(2x) - 1, into `out` (which may be x). On a CPU torch's sigmoid is several times
-    faster than its tanh, and on a (B, H) block it stays on one thread (torch.tanh does not)."""
-    return torch.add(x, x, out=out).sigmoid_().mul_(2).sub_(1)
-
-
 class LSTMBPTT(torch.autograd.Function):
     """Eqs. (7)-(11) over T steps, and their backward pass through time.
 
-    forward(a (B, T, 4H) the gates' inputs from below, W_h (H, 4H), w_c (3, H) or None,
-            h0 (B, H), c0 (B, H), clip: float or None) -> h (B, T, H), c_T (B, H).
+    forward(a (B, T, 4H) or (B T, 4H) the gates' inputs from below, W_h (H, 4H), w_c (3, H) or
+            None, h0 (B, H), c0 (B, H), clip: float or None, overwrite: bool = False)
+        -> h (B, T, H), c_T (B, H), and with overwrite also a itself.
     Clipping (§2.1): at every step, the error at the four gates' inputs dL/da_t (the
     pre-activations of i, f, o and of the cell input, before σ and tanh) is clamped to
     [-clip, clip] before it goes anywhere: to h_{t-1} through W_h, to c_{t-1} through the
     peepholes, to a (so to W_x, W_below, b and the layer below) and into the weight gradients.
+    overwrite: a is the caller's own temporary (LSTM.forward's), so the forward writes the gates
+    over it and the backward writes dL/da over the gates, step by step, each step's gates read
+    before they are overwritten: one (B, T, 4H) buffer instead of three, and no copy of a. Such a
+    backward runs once (retain_graph is refused); without overwrite a is left untouched.
     The loops read and write (B, ...) slices of preallocated buffers, in place; in the lists
     below index t is step t+1 of the paper, and c[t], h[t] are c_t, h_t (c[0] = c_0, h[0] = h_0).
     Only the recurrent products are inside the loops; the weight gradients come after, in one
@@ -183,89 +182,111 @@ class LSTMBPTT(torch.autograd.Function):
     thread hand-off per op per step costs more than it saves, and far more when the CPU is shared."""
 
     @staticmethod
-    def forward(ctx, a, W_h, w_c, h0, c0, clip):
-        B, T, H4 = a.shape
-        H = H4 // 4
-        G = a.clone(memory_format=torch.contiguous_format)            # a_t, then the gates  (B, T, 4H)
+    def forward(ctx, a, W_h, w_c, h0, c0, clip, overwrite=False):
+        (B, H), H4 = h0.shape, a.shape[-1]
+        A = a.view(B, -1, H4)                                         # the gates' inputs a_t  (B, T, 4H)
+        T = A.shape[1]
+        G = A if overwrite else torch.empty_like(A, memory_format=torch.contiguous_format)   # the gates
         C, S, TC = a.new_empty(B, T, H), a.new_empty(B, T, H), a.new_empty(B, T, H)
         gates = G.view(B, T, 4, H)
         i, f, g, o = (x.unbind(1) for x in gates.unbind(2))           # each T views of (B, H)
         if_ = gates[:, :, :2].unbind(1)                               # T x (B, 2, H): i and f together
-        a_, tanh_c = G.unbind(1), TC.unbind(1)
+        a_, tanh_c = A.unbind(1), TC.unbind(1)
         c, h = (c0, *C.unbind(1)), (h0, *S.unbind(1))
+        pre = a.new_empty(B, 4, H)                                    # one step's pre-activations
+        pre_if, pre_g, pre_o, pre_ = pre[:, :2], pre[:, 2], pre[:, 3], pre.view(B, H4)
         for t in range(T):
-            # all four gates' inputs: a_t += W_h h_{t-1}, the one matmul of the step      (B, 4H)
-            a_[t].addmm_(h[t], W_h)
+            # all four gates' inputs: a_t + W_h h_{t-1}, the one matmul of the step, into a small
+            # buffer that the next operations read while it is still in cache            (B, 4H)
+            torch.addmm(a_[t], h[t], W_h, out=pre_)
             # i_t = σ(W_xi x_t + W_hi h_{t-1} + W_ci c_{t-1} + b_i), f_t alike      (Eqs. 7, 8)
             if w_c is not None:
-                if_[t].addcmul_(c[t].unsqueeze(1), w_c[:2])           # (B, 2, H) + (B, 1, H) * (2, H)
-            if_[t].sigmoid_()
+                pre_if.addcmul_(c[t].unsqueeze(1), w_c[:2])           # (B, 2, H) + (B, 1, H) * (2, H)
+            torch.sigmoid(pre_if, out=if_[t])
             # c_t = f_t c_{t-1} + i_t tanh(W_xc x_t + W_hc h_{t-1} + b_c)             (Eq. 9)
-            tanh(g[t], out=g[t])
+            torch.tanh(pre_g, out=g[t])
             torch.mul(f[t], c[t], out=c[t + 1]).addcmul_(i[t], g[t])
             # o_t = σ(W_xo x_t + W_ho h_{t-1} + W_co c_t + b_o)                       (Eq. 10)
             if w_c is not None:
-                o[t].addcmul_(c[t + 1], w_c[2])
-            o[t].sigmoid_()
+                pre_o.addcmul_(c[t + 1], w_c[2])
+            torch.sigmoid(pre_o, out=o[t])
             # h_t = o_t tanh(c_t)                                                      (Eq. 11)
-            torch.mul(o[t], tanh(c[t + 1], out=tanh_c[t]), out=h[t + 1])
-        ctx.save_for_backward(G, C, S, TC, W_h, w_c, h0, c0)
-        ctx.clip = clip
+            torch.mul(o[t], torch.tanh(c[t + 1], out=tanh_c[t]), out=h[t + 1])
+        # with overwrite, a itself is saved (not G, a view of it made here, which autograd would refuse)
+        ctx.save_for_backward(a if overwrite else G, C, S, TC, W_h, w_c, h0, c0)
+        ctx.clip, ctx.overwrite, ctx.spent, ctx.a_shape = clip, overwrite, False, a.shape
+        ctx.set_materialize_grads(False)
+        if overwrite:
+            ctx.mark_dirty(a)
+            return S, C[:, -1], a                                     # (B, T, H), (B, H), the gates
         return S, C[:, -1]                                            # (B, T, H), (B, H)
 
     @staticmethod
-    def backward(ctx, grad_h, grad_c):
+    def backward(ctx, grad_h, grad_c, _grad_gates=None):
+        if ctx.spent:
+            raise RuntimeError("LSTMBPTT with overwrite=True runs its backward once (its gates are spent); "
+                               "use LSTMConfig(backward='autograd') for retain_graph")
         G, C, S, TC, W_h, w_c, h0, c0 = ctx.saved_tensors
+        ctx.spent = ctx.overwrite
+        G = G.view(C.shape[0], C.shape[1], -1)                        # the gates  (B, T, 4H)
         clip, peep, (B, T, H4) = ctx.clip, w_c is not None, G.shape
         H = H4 // 4
         gates, one = G.view(B, T, 4, H), G.new_ones(())
-        # the forward's per-step views, and the same for dL/da_t (B, T, 4H), filled step by step
+        # the forward's per-step views, and the same for dL/da_t (B, T, 4H), filled step by step:
+        # over the gates themselves (overwrite), or into a new buffer
         i, f, g, o = (x.unbind(1) for x in gates.unbind(2))
         if_ = gates[:, :, :2].unbind(1)
         c, h, tanh_c = (c0, *C.unbind(1)), (h0, *S.unbind(1)), TC.unbind(1)
-        dA = torch.empty_like(G)
+        dA = G if ctx.overwrite else torch.empty_like(G)
         dA4 = dA.view(B, T, 4, H)
         dA_, dA_if, dA_i, dA_f, dA_c, dA_o = dA.unbind(1), *(
             x.unbind(1) for x in (dA4[:, :, :2], dA4[:, :, 0], dA4[:, :, 1], dA4[:, :, 2], dA4[:, :, 3]))
-        dH = grad_h.clone(memory_format=torch.contiguous_format)      # dL/dh_t from above  (B, T, H)
-        dH_, dc, W_hT = dH.unbind(1), grad_c.clone(), W_h.T           # dc: dL/dc_T  (B, H)
-        tmp, dsig_if = G.new_empty(B, H), G.new_empty(B, 2, H)
+        # dL/dh_t from above (B, T, H), and dL/dc_T (B, H); None when the loss does not use them
+        dH = torch.zeros_like(S) if grad_h is None else grad_h.clone(memory_format=torch.contiguous_format)
+        dc = torch.zeros_like(c0) if grad_c is None else grad_c.clone()
+        # W_h^T copied row-major once: the per-step product below then reads it in the order the
+        # matmul kernel wants (through a transposed view of W_h the step's matmul runs ~1.5x slower)
+        dH_, W_hT = dH.unbind(1), W_h.T.contiguous()
+        tmp, tmp2, dc_prev, dsig_if = G.new_empty(B, H), G.new_empty(B, H), torch.empty_like(dc), G.new_empty(B, 2, H)
         if peep:                                                      # dL/dW_c = sum over t and b of dL/da * c
             grad_if, grad_o = G.new_zeros(B, 2, H), G.new_zeros(B, H)
         for t in range(T - 1, -1, -1):
             # dL/dh_t: from the output above, and from step t+1 through W_h
             if t < T - 1:
                 dH_[t].addmm_(dA_[t + 1], W_hT)                       # (B, 4H) @ (4H, H)
-            # Eqs. (11), (10): dL/da_o = dL/dh_t tanh(c_t) o_t (1 - o_t) = dL/dh_t h_t (1 - o_t)
-            torch.mul(dH_[t], h[t + 1], out=dA_o[t])
-            dA_o[t].addcmul_(dA_o[t], o[t], value=-1)
+            # Eq. (11): o_t (1 - tanh²(c_t)) = o_t - h_t tanh(c_t), read before o_t is overwritten
+            torch.addcmul(o[t], h[t + 1], tanh_c[t], value=-1, out=tmp)
+            # Eqs. (11), (10): dL/da_o = dL/dh_t tanh(c_t) o_t (1 - o_t) = dL/dh_t (h_t - h_t o_t)
+            torch.addcmul(h[t + 1], h[t + 1], o[t], value=-1, out=tmp2)
+            torch.mul(dH_[t], tmp2, out=dA_o[t])
             if clip is not None:
                 dA_o[t].clamp_(-clip, clip)
             # Eqs. (11), (10): dL/dc_t += dL/dh_t o_t (1 - tanh²(c_t)) + dL/da_o W_co
-            torch.addcmul(o[t], h[t + 1], tanh_c[t], value=-1, out=tmp)   # o (1 - tanh²) = o - h tanh
             dc.addcmul_(dH_[t], tmp)
             if peep:
                 dc.addcmul_(dA_o[t], w_c[2])
-            # Eqs. (9), (7), (8): dL/da_i = dL/dc_t g_t σ'_i, dL/da_f = dL/dc_t c_{t-1} σ'_f, σ' = σ(1 - σ)
+            # σ' = σ (1 - σ) of i and f, and i_t (1 - g_t²), all read before i, f, g are overwritten
             torch.addcmul(if_[t], if_[t], if_[t], value=-1, out=dsig_if)  # (B, 2, H)
+            torch.addcmul(one, g[t], g[t], value=-1, out=tmp).mul_(i[t])
+            # Eqs. (9), (7), (8): dL/dc_{t-1} = dL/dc_t f_t + dL/da_i W_ci + dL/da_f W_cf (the last two below)
+            torch.mul(dc, f[t], out=dc_prev)
+            # Eqs. (9), (7), (8): dL/da_i = dL/dc_t g_t σ'_i, dL/da_f = dL/dc_t c_{t-1} σ'_f
             torch.mul(dsig_if, dc.unsqueeze(1), out=dA_if[t])
             dA_i[t].mul_(g[t])
             dA_f[t].mul_(c[t])
             # Eq. (9): dL/da_c = dL/dc_t i_t (1 - g_t²)
-            torch.addcmul(one, g[t], g[t], value=-1, out=tmp).mul_(i[t])
             torch.mul(dc, tmp, out=dA_c[t])
             if clip is not None:
                 dA_if[t].clamp_(-clip, clip)
                 dA_c[t].clamp_(-clip, clip)
-            # Eqs. (9), (7), (8): dL/dc_{t-1} = dL/dc_t f_t + dL/da_i W_ci + dL/da_f W_cf
-            dc.mul_(f[t])
             if peep:
-                dc.addcmul_(dA_i[t], w_c[0]).addcmul_(dA_f[t], w_c[1])
+                dc_prev.addcmul_(dA_i[t], w_c[0]).addcmul_(dA_f[t], w_c[1])
                 grad_if.addcmul_(dA_if[t], c[t].unsqueeze(1))
                 grad_o.addcmul_(dA_o[t], c[t + 1])
+            dc, dc_prev = dc_prev, dc
         # dL/dW_h = sum_t h_{t-1}^T dL/da_t: all steps in one matmul
         h_prev = torch.cat([h0.unsqueeze(1), S[:, :-1]], 1)          # h_0 .. h_{T-1}  (B, T, H)
         grad_W_h = h_prev.view(B * T, H).T @ dA.view(B * T, H4)      # (H, B T) @ (B T, 4H)
         grad_w_c = torch.cat([grad_if.sum(0), grad_o.sum(0)[None]]) if peep else None   # (3, H)
         grad_h0 = dA_[0] @ W_hT                                       # (B, H)
-        return dA, grad_W_h, grad_w_c, grad_h0, dc, None
+        return dA.view(ctx.a_shape), grad_W_h, grad_w_c, grad_h0, dc, None, None

@@ -195,6 +195,28 @@ def test_manual_forward_leaves_its_input_untouched():
     assert torch.equal(a, before)
 
 
+@pytest.mark.parametrize("peepholes, clip", [(True, 0.5), (False, None)])
+def test_overwriting_its_input_gives_the_same_numbers_and_refuses_a_second_backward(peepholes, clip):
+    torch.manual_seed(0)
+    B, T, H = 3, 5, 4
+    a, W_h = torch.randn(B, T, 4 * H), torch.randn(H, 4 * H)
+    w_c = torch.randn(3, H) if peepholes else None
+    h0, c0, gh, gc = torch.randn(B, H), torch.randn(B, H), torch.randn(B, T, H), torch.randn(B, H)
+    leaves = [[x.clone().requires_grad_() for x in (a, W_h, h0, c0)] for _ in range(2)]
+    outs = []
+    for (x, W, h, c), overwrite in zip(leaves, (False, True)):
+        inp = x.reshape(B * T, 4 * H) * 1 if overwrite else x           # a temporary, given as (B T, 4H)
+        h_T, c_T, *rest = LSTMBPTT.apply(inp, W, w_c, h, c, clip, overwrite)
+        assert len(rest) == overwrite and (not overwrite or rest[0] is inp)
+        outs.append((h_T.detach(), c_T.detach()))
+        torch.autograd.backward([h_T, c_T], [gh, gc], retain_graph=True)
+        if overwrite:                                                  # the gates are spent
+            with pytest.raises(RuntimeError, match="backward once"):
+                torch.autograd.backward([h_T, c_T], [gh, gc])
+    assert all(torch.equal(p, q) for p, q in zip(*outs))
+    assert all(torch.equal(p.grad, q.grad) for p, q in zip(*leaves))
+
+
 @pytest.mark.parametrize("backward", ["manual", "autograd"])
 def test_state_carries_across_chunks_but_gradients_stop_at_the_border(backward):
     torch.manual_seed(0)
