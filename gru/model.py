@@ -187,12 +187,6 @@ class GRULanguageModel(nn.Module):
 
 # ---------------------------------------------------------------- training: BPTT written out
 
-def tanh(x, out):
-    """tanh(x) = 2 σ(2x) - 1, into `out` (which may be x). On a CPU torch's sigmoid is several times
-    faster than its tanh, and on a (B, H) block it stays on one thread (torch.tanh does not)."""
-    return torch.add(x, x, out=out).sigmoid_().mul_(2).sub_(1)
-
-
 class GRUBPTT(torch.autograd.Function):
     """Eqs. (5)-(8) (b_hn None) or torch.nn.GRU's form (b_hn given) over T steps, and their
     backward pass through time.
@@ -225,14 +219,14 @@ class GRUBPTT(torch.autograd.Function):
                 rz[t].addmm_(h[t], U_rz).sigmoid_()                   # (B, H) @ (H, 2H)
                 # h~ = tanh(W x + U (r ⊙ h_{t-1}))                                 (Eq. 8)
                 torch.mul(r[t], h[t], out=p[t])
-                tanh(n[t].addmm_(p[t], U_h), out=n[t])               # (B, H) @ (H, H)
+                torch.tanh(n[t].addmm_(p[t], U_h), out=n[t])               # (B, H) @ (H, H)
             else:
                 # [U_r h | U_z h | U h + b_hn]: the one matmul of the step        (B, H) @ (H, 3H)
                 torch.addmm(bias, h[t], U, out=g)
                 rz[t].add_(g[:, :2 * H]).sigmoid_()
                 p[t].copy_(g[:, 2 * H:])
                 # n = tanh(W x + b + r ⊙ (U h_{t-1} + b_hn))
-                tanh(n[t].addcmul_(r[t], p[t]), out=n[t])
+                torch.tanh(n[t].addcmul_(r[t], p[t]), out=n[t])
             # h_t = z ⊙ h_{t-1} + (1 - z) ⊙ h~ = h~ + z ⊙ (h_{t-1} - h~)          (Eq. 7)
             torch.sub(h[t], n[t], out=h[t + 1]).mul_(z[t]).add_(n[t])
         ctx.save_for_backward(G, S, P, U, h0)

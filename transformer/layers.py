@@ -45,16 +45,18 @@ class LayerNormFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         x_hat, rstd, gamma = ctx.saved_tensors
-        g_hat = g * gamma                                               # dL/dx_hat  (..., n)
-        # dL/dx = rstd g_hat - rstd mean(g_hat) - x_hat rstd mean(g_hat x_hat), two passes over (..., n)
         n = g.shape[-1]
-        c = torch.linalg.vecdot(g_hat, x_hat, dim=-1).unsqueeze(-1).mul_(rstd / n)   # (..., 1)
-        dx = torch.addcmul(g_hat.mean(-1, keepdim=True).mul_(rstd).neg_(), g_hat, rstd)
-        dx.addcmul_(x_hat, c, value=-1)
-        flat_g = g.reshape(-1, n)
-        dgamma = torch.linalg.vecdot(flat_g, x_hat.reshape(flat_g.shape), dim=0) if ctx.needs_input_grad[1] else None
-        dbeta = flat_g.sum(0) if ctx.needs_input_grad[2] else None
-        return dx, dgamma, dbeta, None
+        g2, x2, r = g.reshape(-1, n), x_hat.reshape(-1, n), rstd.reshape(-1, 1)   # N positions: (N, n), (N, 1)
+        gx = g2 * x2                                                    # g x_hat  (N, n)
+        # the two means over the features, as matrix-vector products with gamma, times rstd:
+        # mean(g_hat) = g gamma / n, mean(g_hat x_hat) = (g x_hat) gamma / n              (N, 1)
+        mean_g = (g2 @ gamma).unsqueeze(1).mul_(r / n)
+        mean_gx = (gx @ gamma).unsqueeze(1).mul_(r / n)
+        # dL/dx = rstd g_hat - rstd mean(g_hat) - x_hat rstd mean(g_hat x_hat), in place  (N, n)
+        dx = torch.mul(g2, gamma).mul_(r).sub_(mean_g).addcmul_(x2, mean_gx, value=-1)
+        dgamma = gx.sum(0) if ctx.needs_input_grad[1] else None
+        dbeta = g2.sum(0) if ctx.needs_input_grad[2] else None
+        return dx.view(g.shape), dgamma, dbeta, None
 
 
 class LayerNorm(nn.Module):
