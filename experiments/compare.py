@@ -97,15 +97,17 @@ def plan(args, sizes):
 
 
 def run_folder(run, args):
-    """Where a run keeps its checkpoint, log and output: --work / [corpus-]dirname."""
+    """Where a run keeps its checkpoint, log and output: --work / [corpus-]dirname, an absolute path
+    (train.py runs in its own folder, so a --work relative to where the script was started must be resolved)."""
     corpus = "" if args.data == "tinyshakespeare" else Path(args.data).stem + "-"
-    return Path(args.work) / (corpus + run.dirname)
+    return Path(args.work).resolve() / (corpus + run.dirname)
 
 
 def run_command(run, args):
     """The train.py command line of a run; args.evals_per_run (default EVALS_PER_RUN) validations along it."""
     evals = getattr(args, "evals_per_run", EVALS_PER_RUN)
-    return [sys.executable, str(ROOT / run.model / "train.py"), "--data", args.data, "--device", "cpu",
+    data = str(Path(args.data).resolve()) if Path(args.data).is_file() else args.data   # a file, or a corpus name
+    return [sys.executable, str(ROOT / run.model / "train.py"), "--data", data, "--device", "cpu",
             "--minutes", f"{run.minutes:g}", "--eval-every-minutes", f"{run.minutes / evals:g}",
             "--seed", str(run.seed), "--checkpoint", str(run_folder(run, args) / "model.pt"), *run.flags]
 

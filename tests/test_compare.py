@@ -45,3 +45,21 @@ def test_tiny_study_has_a_row_per_model_and_kneser_ney_all_scored_alike(tmp_path
     # started again, it has nothing left to run and only rewrites the report
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "every run of the study is in the records already" in r.stdout
+
+
+def test_train_commands_use_absolute_paths_whatever_the_working_directory(tmp_path, monkeypatch):
+    # train.py runs inside its model's folder: a --work or a --data FILE given relative to where the
+    # script was started must reach it as an absolute path (a relative --work once broke context.py)
+    import argparse
+    sys.path.insert(0, str(ROOT))
+    from experiments.compare import Run, run_command, run_folder
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpus.txt").write_text("hello world\n")
+    run = Run("probe", "mlp", "defaults", [], 1337, 1.0)
+    for data in ("tinyshakespeare", "corpus.txt"):
+        args = argparse.Namespace(work="some/work", data=data)
+        folder, cmd = run_folder(run, args), run_command(run, args)
+        assert folder.is_absolute() and folder.is_relative_to(tmp_path / "some" / "work")
+        assert cmd[cmd.index("--checkpoint") + 1] == str(folder / "model.pt")
+        given = cmd[cmd.index("--data") + 1]
+        assert given == ("tinyshakespeare" if data == "tinyshakespeare" else str(tmp_path / "corpus.txt"))
