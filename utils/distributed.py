@@ -185,5 +185,9 @@ class Distributed:
                   f"afresh, so the run will not repeat the uninterrupted one exactly")
 
     def close(self):
+        """Every rank leaves together: a barrier, then the process group goes. Without the barrier
+        a rank that tears gloo down while another still talks to it can abort at exit
+        ("terminate called without an active exception", seen once in ~20 runs here)."""
         if self.process_group:
+            dist.barrier()
             dist.destroy_process_group()
