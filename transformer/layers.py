@@ -48,14 +48,15 @@ class LayerNormFunction(torch.autograd.Function):
         n = g.shape[-1]
         g2, x2, r = g.reshape(-1, n), x_hat.reshape(-1, n), rstd.reshape(-1, 1)   # N positions: (N, n), (N, 1)
         gx = g2 * x2                                                    # g x_hat  (N, n)
-        # the two means over the features, as matrix-vector products with gamma, times rstd:
-        # mean(g_hat) = g gamma / n, mean(g_hat x_hat) = (g x_hat) gamma / n              (N, 1)
-        mean_g = (g2 @ gamma).unsqueeze(1).mul_(r / n)
-        mean_gx = (gx @ gamma).unsqueeze(1).mul_(r / n)
-        # dL/dx = rstd g_hat - rstd mean(g_hat) - x_hat rstd mean(g_hat x_hat), in place  (N, n)
-        dx = torch.mul(g2, gamma).mul_(r).sub_(mean_g).addcmul_(x2, mean_gx, value=-1)
+        # the two means over the features, as matrix-vector products with gamma:
+        # mean(g_hat) = g gamma / n, and -mean(g_hat x_hat) = -(g x_hat) gamma / n      (N, 1)
+        mean_g = (g2 @ gamma).unsqueeze(1).div_(n)
+        minus_mean_gx = (gx @ gamma).unsqueeze(1).div_(-n)
         dgamma = gx.sum(0) if ctx.needs_input_grad[1] else None
         dbeta = g2.sum(0) if ctx.needs_input_grad[2] else None
+        # dL/dx = rstd (g_hat - mean(g_hat) - x_hat mean(g_hat x_hat)), written over g x_hat, which
+        # dL/dgamma has used: one (N, n) buffer for the backward, no other         (N, n)
+        dx = torch.mul(x2, minus_mean_gx, out=gx).addcmul_(g2, gamma).sub_(mean_g).mul_(r)
         return dx.view(g.shape), dgamma, dbeta, None
 
 
